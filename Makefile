@@ -1,0 +1,42 @@
+GO      ?= go
+BIN     := bin
+PKGS    := ./...
+
+.PHONY: all build test lint fmt-check vet staticcheck unit demo bench fuzz clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN)/llamactl ./cmd/llamactl
+	$(GO) build -o $(BIN)/fakellama ./cmd/fakellama
+
+## test: everything CI runs (formatting, vet, staticcheck, race-enabled tests)
+test: lint unit
+
+lint: fmt-check vet staticcheck
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+vet:
+	$(GO) vet $(PKGS)
+
+staticcheck:
+	$(GO) tool staticcheck $(PKGS)
+
+unit:
+	$(GO) test -race -count=1 -timeout 8m $(PKGS)
+
+demo: build
+	./scripts/demo.sh
+
+bench: build
+	./scripts/bench.sh
+
+fuzz:
+	$(GO) test ./spec -run '^$$' -fuzz FuzzDecode -fuzztime 30s
+	$(GO) test ./spec -run '^$$' -fuzz FuzzValidateName -fuzztime 30s
+
+clean:
+	rm -rf $(BIN)
