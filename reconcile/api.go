@@ -129,8 +129,14 @@ func (l *Loop) Restart(ctx context.Context, name string) (InstanceStatus, error)
 	panic("unimplemented")
 }
 
-// Resolve maps an OpenAI model name (instance name or alias) to a
-// supervisor. ok is false for an unknown model.
-func (l *Loop) Resolve(model string) (name string, sup *runtime.Supervisor, ok bool) {
+// Acquire maps an OpenAI model name (instance name or alias) to its
+// instance, wakes it if it sleeps and waits until it is healthy (bounded by
+// ctx). It returns the instance name, the upstream address (host:port) and
+// a release func to call when the request ends. Errors: ErrNotFound for an
+// unknown model; runtime.ErrStopped / runtime.ErrFailed / runtime.ErrNotReady.
+func (l *Loop) Acquire(ctx context.Context, model string) (name, addr string, release func(), err error) {
 	panic("unimplemented")
 }
+
+// Logs returns the last n lines of the instance's log (n <= 0: all).
+func (l *Loop) Logs(name string, n int) ([]byte, error) { panic("unimplemented") }
