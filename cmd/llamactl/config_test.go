@@ -1,0 +1,142 @@
+package main
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func writeFile(t *testing.T, name, body string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestConfigPrecedence(t *testing.T) {
+	file := writeFile(t, "c.yaml", `
+specs_dir: /from/file
+listen: 127.0.0.1:9000
+data_dir: /data/file
+port_range: {min: 5000, max: 5100}
+reconcile:
+  debounce: 50ms
+defaults:
+  stop_timeout: 3
+`)
+	env := []string{
+		"LLAMACTL_LISTEN=127.0.0.1:9001",
+		"LLAMACTL_DATA_DIR=/data/env",
+		"LLAMACTL_AUTH_MANAGEMENT_KEYS=k1, k2",
+		"UNRELATED=1",
+	}
+	cfg, err := loadConfig(file, env, map[string]any{"data_dir": "/data/flag"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checks := []struct {
+		name      string
+		got, want any
+	}{
+		{"file beats default", cfg.SpecsDir, "/from/file"},
+		{"env beats file", cfg.Listen, "127.0.0.1:9001"},
+		{"flag beats env", cfg.DataDir, "/data/flag"},
+		{"nested file key", cfg.PortRange.Min, 5000},
+		{"duration string", cfg.Reconcile.Debounce, 50 * time.Millisecond},
+		{"duration seconds", cfg.Defaults.StopTimeout, 3 * time.Second},
+		{"default kept", cfg.Reconcile.ResyncInterval, 60 * time.Second},
+		{"env list", strings.Join(cfg.Auth.ManagementKeys, "|"), "k1|k2"},
+	}
+	for _, c := range checks {
+		if c.got != c.want {
+			t.Errorf("%s: got %v, want %v", c.name, c.got, c.want)
+		}
+	}
+}
+
+func TestConfigTOML(t *testing.T) {
+	file := writeFile(t, "c.toml", "specs_dir = \"/toml\"\n[port_range]\nmin = 100\nmax = 200\n")
+	cfg, err := loadConfig(file, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.SpecsDir != "/toml" || cfg.PortRange.Max != 200 {
+		t.Fatalf("got %+v", cfg)
+	}
+}
+
+func TestConfigErrors(t *testing.T) {
+	cases := []struct {
+		name    string
+		file    string // YAML body; "" = no file
+		env     []string
+		wantSub string
+	}{
+		{"unknown key with suggestion", "listne: 1.2.3.4:5\n", nil, `did you mean "listen"`},
+		{"unknown nested key", "reconcile:\n  debunce: 1s\n", nil, `reconcile.debunce`},
+		{"bad duration", "reconcile:\n  debounce: fast\n", nil, `bad duration "fast"`},
+		{"impossible port range", "port_range: {min: 9000, max: 8000}\n", nil, "port_range 9000-8000 is impossible"},
+		{"port above 65535", "port_range: {min: 1, max: 70000}\n", nil, "impossible"},
+		{"bad listen", "listen: nowhere\n", nil, "want HOST:PORT"},
+		{"bad env duration", "", []string{"LLAMACTL_RECONCILE_RESYNC_INTERVAL=often"}, `bad duration "often"`},
+		{"bad log level", "log: {level: loud}\n", nil, "log.level"},
+		{"syntax error", "listen: [\n", nil, "config file"},
+		{"wrong type", "reconcile: {workers: many}\n", nil, "workers"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			path := ""
+			if c.file != "" {
+				path = writeFile(t, "c.yaml", c.file)
+			}
+			_, err := loadConfig(path, c.env, nil)
+			if err == nil {
+				t.Fatal("want an error")
+			}
+			if !errors.Is(err, errConfig) {
+				t.Errorf("error %v is not a configuration error", err)
+			}
+			if !strings.Contains(err.Error(), c.wantSub) {
+				t.Errorf("error %q does not mention %q", err, c.wantSub)
+			}
+		})
+	}
+	t.Run("missing file", func(t *testing.T) {
+		if _, err := loadConfig(filepath.Join(t.TempDir(), "nope.yaml"), nil, nil); err == nil {
+			t.Fatal("want an error")
+		}
+	})
+	t.Run("unknown extension", func(t *testing.T) {
+		if _, err := loadConfig(writeFile(t, "c.ini", "x=1"), nil, nil); err == nil {
+			t.Fatal("want an error")
+		}
+	})
+}
+
+func TestKeyFile(t *testing.T) {
+	keys := writeFile(t, "keys", "# comment\nabc\n\n def \n")
+	cfg, err := loadConfig("", []string{"LLAMACTL_AUTH_INFERENCE_KEYS_FILE=" + keys}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(cfg.Auth.InferenceKeys, ","); got != "abc,def" {
+		t.Fatalf("inference keys = %q", got)
+	}
+}
+
+func TestEnvNames(t *testing.T) {
+	for key, want := range map[string]string{
+		"specs_dir":            "LLAMACTL_SPECS_DIR",
+		"auth.management_keys": "LLAMACTL_AUTH_MANAGEMENT_KEYS",
+		"port_range.min":       "LLAMACTL_PORT_RANGE_MIN",
+	} {
+		if got := envName(key); got != want {
+			t.Errorf("envName(%q) = %q, want %q", key, got, want)
+		}
+	}
+}

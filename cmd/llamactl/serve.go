@@ -1,0 +1,215 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"llamactl/httpapi"
+	"llamactl/reconcile"
+	"llamactl/runtime"
+)
+
+func serveCmd(args []string, stdout, stderr io.Writer) int {
+	fset := flag.NewFlagSet("serve", flag.ContinueOnError)
+	configPath := fset.String("config", os.Getenv("LLAMACTL_CONFIG"), "config file (YAML or TOML); env LLAMACTL_CONFIG")
+	// Flags that override config keys; only flags given on the command
+	// line take part, so the file and environment keep their say.
+	overrides := []struct{ flag, key, help string }{
+		{"specs", "specs_dir", "directory of instance spec files"},
+		{"listen", "listen", "HOST:PORT to serve the API and proxy on"},
+		{"data-dir", "data_dir", "directory for logs and runtime state"},
+		{"llama-server", "llama_server", "llama-server binary (path or name on PATH)"},
+		{"log-level", "log.level", "trace, debug, info, warn or error"},
+		{"log-format", "log.format", "auto, json or console"},
+	}
+	vals := map[string]*string{}
+	for _, o := range overrides {
+		vals[o.flag] = fset.String(o.flag, "", o.help+" (config key "+o.key+")")
+	}
+	readonly := fset.Bool("readonly", false, "refuse API writes to specs (config key readonly)")
+	keep := fset.Bool("keep-children", false, "leave instances running on exit for the next llamactl to adopt (config key shutdown.keep_children)")
+	fset.Usage = func() {
+		fmt.Fprint(fset.Output(), `Usage: llamactl serve [flags]
+
+Run the daemon: watch the specs directory, keep llama-server processes
+matching it, serve the management API (/api/v1) and the OpenAI-compatible
+proxy (/v1). Precedence: defaults < config file < LLAMACTL_* env < flags.
+
+Flags:
+`)
+		fset.PrintDefaults()
+	}
+	if code, ok := parseFlags(fset, args, stderr); !ok {
+		return code
+	}
+	if fset.NArg() > 0 {
+		fmt.Fprintf(stderr, "llamactl serve: unexpected argument %q\n", fset.Arg(0))
+		return 2
+	}
+	flagMap := map[string]any{}
+	fset.Visit(func(f *flag.Flag) {
+		for _, o := range overrides {
+			if o.flag == f.Name {
+				flagMap[o.key] = *vals[o.flag]
+			}
+		}
+		switch f.Name {
+		case "readonly":
+			flagMap["readonly"] = *readonly
+		case "keep-children":
+			flagMap["shutdown.keep_children"] = *keep
+		}
+	})
+	cfg, err := loadConfig(*configPath, os.Environ(), flagMap)
+	if err != nil {
+		fmt.Fprintf(stderr, "llamactl: %v\n", err)
+		return 2
+	}
+	log := newLogger(stderr, cfg.Log.Level, cfg.Log.Format)
+	if err := httpapi.CheckBind(cfg.Listen, cfg.httpConfig(&log)); err != nil {
+		fmt.Fprintf(stderr, "llamactl: %v\n", err)
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	if err := serve(ctx, cfg, log); err != nil {
+		log.Error().Err(err).Msg("llamactl stopped with an error")
+		return 1
+	}
+	return 0
+}
+
+func (c *Config) httpConfig(log *zerolog.Logger) httpapi.Config {
+	return httpapi.Config{
+		ManagementKeys:        c.Auth.ManagementKeys,
+		InferenceKeys:         c.Auth.InferenceKeys,
+		RequireManagementAuth: c.Auth.RequireManagementAuth,
+		RequireInferenceAuth:  c.Auth.RequireInferenceAuth,
+		MaxBodyBytes:          c.Limits.MaxBodyBytes,
+		CORSAllowOrigins:      c.CORS.AllowOrigins,
+		Logger:                log,
+	}
+}
+
+// serve runs the daemon until ctx ends, then shuts down gracefully.
+func serve(ctx context.Context, cfg *Config, log zerolog.Logger) error {
+	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+		return fmt.Errorf("create data dir: %w", err)
+	}
+	probeCtx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	flags, err := probeBinary(probeCtx, cfg.LlamaServer)
+	cancel()
+	if err != nil {
+		// Instances cannot start without the binary, but the API still
+		// serves and shows why; a binary installed later is used as is.
+		log.Error().Err(err).Str("llama_server", cfg.LlamaServer).Msg("cannot query llama-server; its flags are not checked")
+		flags = nil
+	} else {
+		log.Info().Str("llama_server", cfg.LlamaServer).Str("version", flags.Version).Msg("llama-server found")
+	}
+
+	mgr, err := runtime.NewManager(runtime.ManagerOptions{
+		DataDir:        cfg.DataDir,
+		PortMin:        cfg.PortRange.Min,
+		PortMax:        cfg.PortRange.Max,
+		KeepOnShutdown: cfg.Shutdown.KeepChildren,
+		Logger:         &log,
+	})
+	if err != nil {
+		return fmt.Errorf("start runtime: %w", err)
+	}
+	loop, err := reconcile.New(reconcile.Options{
+		SpecsDir:       cfg.SpecsDir,
+		ReadOnly:       cfg.ReadOnly,
+		Debounce:       cfg.Reconcile.Debounce,
+		ResyncInterval: cfg.Reconcile.ResyncInterval,
+		Workers:        cfg.Reconcile.Workers,
+		Binary:         cfg.LlamaServer,
+		Flags:          flags,
+		Defaults: reconcile.Defaults{
+			StopTimeout:    cfg.Defaults.StopTimeout,
+			StartupTimeout: cfg.Defaults.StartupTimeout,
+			RestartDelay:   time.Duration(cfg.Defaults.RestartDelaySeconds) * time.Second,
+			MaxRestarts:    cfg.Defaults.MaxRestarts,
+		},
+		Runtime: mgr,
+		Logger:  &log,
+	})
+	if err != nil {
+		return errors.Join(fmt.Errorf("start reconcile: %w", err), mgr.Shutdown(context.Background()))
+	}
+
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return errors.Join(fmt.Errorf("listen: %w", err), mgr.Shutdown(context.Background()))
+	}
+	srv := httpapi.New(cfg.httpConfig(&log), loop, httpapi.ServerInfo{Binary: cfg.LlamaServer})
+
+	loopCtx, stopLoop := context.WithCancel(context.Background())
+	loopDone := make(chan error, 1)
+	go func() { loopDone <- loop.Run(loopCtx) }()
+	select {
+	case <-loop.Loaded():
+	case err := <-loopDone:
+		ln.Close()
+		stopLoop()
+		return errors.Join(fmt.Errorf("load specs: %w", err), mgr.Shutdown(context.Background()))
+	}
+	// Every instance still desired has had its chance to adopt its
+	// recorded child; the rest are leftovers of a previous run.
+	if err := mgr.ReapStale(ctx); err != nil {
+		log.Warn().Err(err).Msg("clean up children of a previous run")
+	}
+
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	serveDone := make(chan error, 1)
+	go func() { serveDone <- srv.Serve(ln) }()
+	log.Info().Str("listen", ln.Addr().String()).Str("specs_dir", cfg.SpecsDir).Msg("llamactl ready")
+
+	var runErr error
+wait:
+	for {
+		select {
+		case <-hup:
+			log.Info().Msg("SIGHUP: full resync")
+			loop.Resync()
+		case err := <-serveDone:
+			runErr = fmt.Errorf("serve: %w", err)
+			break wait
+		case err := <-loopDone:
+			loopDone <- err
+			runErr = fmt.Errorf("reconcile loop ended: %w", err)
+			break wait
+		case <-ctx.Done():
+			break wait
+		}
+	}
+	log.Info().Msg("shutting down")
+	drainCtx, cancelDrain := context.WithTimeout(context.Background(), cfg.Shutdown.DrainTimeout)
+	err = srv.Shutdown(drainCtx)
+	cancelDrain()
+	stopLoop()
+	loopErr := <-loopDone
+	if errors.Is(loopErr, context.Canceled) {
+		loopErr = nil
+	}
+	stopCtx, cancelStop := context.WithTimeout(context.Background(), cfg.Defaults.StopTimeout+5*time.Second)
+	defer cancelStop()
+	if err := mgr.Shutdown(stopCtx); err != nil {
+		log.Warn().Err(err).Msg("some instances did not stop cleanly")
+	}
+	log.Info().Bool("keep_children", cfg.Shutdown.KeepChildren).Msg("llamactl stopped")
+	return errors.Join(runErr, err, loopErr)
+}
