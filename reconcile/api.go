@@ -3,9 +3,10 @@
 package reconcile
 
 import (
-	"context"
 	"errors"
 	"time"
+
+	"github.com/rs/zerolog"
 
 	"llamactl/runtime"
 	"llamactl/spec"
@@ -69,6 +70,8 @@ type Options struct {
 	Flags          *spec.Flags   // may be nil
 	Defaults       Defaults
 	Runtime        *runtime.Manager
+	// Logger receives the loop's log lines; the zero value discards them.
+	Logger zerolog.Logger
 }
 
 // Defaults fill supervision fields a spec leaves out.
@@ -78,65 +81,3 @@ type Defaults struct {
 	RestartDelay   time.Duration
 	MaxRestarts    int
 }
-
-// Loop owns the desired state and the reconcile queue.
-type Loop struct{}
-
-// New scans nothing yet; Run does the initial load.
-func New(opts Options) (*Loop, error) { panic("unimplemented") }
-
-// Run loads the directory, reconciles every instance, then watches until
-// ctx ends. Load returns after the initial load so callers can wait for it.
-func (l *Loop) Run(ctx context.Context) error { panic("unimplemented") }
-
-// Loaded is closed once the initial load has been queued.
-func (l *Loop) Loaded() <-chan struct{} { panic("unimplemented") }
-
-// Resync queues a full re-read of the directory (SIGHUP).
-func (l *Loop) Resync() { panic("unimplemented") }
-
-// List returns every instance, sorted by name.
-func (l *Loop) List() []InstanceStatus { panic("unimplemented") }
-
-// Get returns one instance.
-func (l *Loop) Get(name string) (InstanceStatus, error) { panic("unimplemented") }
-
-// Status returns the daemon-level status.
-func (l *Loop) Status() DaemonStatus { panic("unimplemented") }
-
-// Create writes a new spec file (format "" = YAML) and queues it.
-func (l *Loop) Create(name string, s *spec.Spec, f spec.Format) (InstanceStatus, error) {
-	panic("unimplemented")
-}
-
-// Update replaces the spec in its file, keeping the file's format. A
-// non-empty ifMatch must equal the file's current ETag.
-func (l *Loop) Update(name string, s *spec.Spec, ifMatch string) (InstanceStatus, error) {
-	panic("unimplemented")
-}
-
-// Delete removes the spec file; the instance is stopped and forgotten.
-func (l *Loop) Delete(name string, ifMatch string) error { panic("unimplemented") }
-
-// SetState writes state (running|stopped) into the spec file and waits
-// for the reconcile pass that applies it, bounded by ctx.
-func (l *Loop) SetState(ctx context.Context, name, state string) (InstanceStatus, error) {
-	panic("unimplemented")
-}
-
-// Restart restarts the instance's process without changing its file.
-func (l *Loop) Restart(ctx context.Context, name string) (InstanceStatus, error) {
-	panic("unimplemented")
-}
-
-// Acquire maps an OpenAI model name (instance name or alias) to its
-// instance, wakes it if it sleeps and waits until it is healthy (bounded by
-// ctx). It returns the instance name, the upstream address (host:port) and
-// a release func to call when the request ends. Errors: ErrNotFound for an
-// unknown model; runtime.ErrStopped / runtime.ErrFailed / runtime.ErrNotReady.
-func (l *Loop) Acquire(ctx context.Context, model string) (name, addr string, release func(), err error) {
-	panic("unimplemented")
-}
-
-// Logs returns the last n lines of the instance's log (n <= 0: all).
-func (l *Loop) Logs(name string, n int) ([]byte, error) { panic("unimplemented") }

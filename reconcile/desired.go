@@ -1,0 +1,137 @@
+package reconcile
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"llamactl/runtime"
+	"llamactl/spec"
+)
+
+// entry is the desired state of one instance and what the loop last did
+// about it. Every field is guarded by Loop.mu.
+type entry struct {
+	name     string
+	created  time.Time
+	file     string // relative to the specs dir
+	path     string // resolved absolute path of the file as last read
+	format   spec.Format
+	etag     string
+	revision string
+	spec     *spec.Spec // last good spec; nil if never valid; never mutated
+	hash     string     // spec.Hash of spec
+	err      error      // current file error: decode, validation, read or conflict
+	conflict []string   // files claiming the name, when more than one
+	gen      uint64     // bumped on every change of the desired state
+
+	// Set by reconcile passes.
+	appliedGen     uint64          // gen of the last successful pass
+	passGen        uint64          // gen of the last pass, successful or not
+	applied        *runtime.Config // config last given to the supervisor
+	appliedRunning bool            // desired state last given to the supervisor
+	passErr        error           // error of the last pass, nil after success
+	terminal       bool            // passErr cannot be fixed by retrying
+	specValid      Condition
+	stalled        Condition
+}
+
+// apply merges one scan into the desired state and returns the names
+// whose desired state changed. A failed scan changes nothing. An empty
+// read while instances exist prunes nothing until a read at least
+// emptyConfirm later agrees; retry is then set.
+func (l *Loop) apply(res scanResult) (changed []string, retry bool) {
+	now := time.Now()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if res.err != nil {
+		l.dirErr = res.err.Error()
+		return nil, true
+	}
+	if len(res.files) == 0 && len(l.entries) > 0 {
+		if l.emptySince.IsZero() {
+			l.emptySince = now
+		}
+		if now.Sub(l.emptySince) < l.emptyConfirm {
+			l.dirErr = fmt.Sprintf("specs dir %s is empty; keeping %d instances until a second read confirms it", l.opts.SpecsDir, len(l.entries))
+			return nil, true
+		}
+	}
+	l.emptySince = time.Time{}
+	l.dirErr = ""
+	l.revision = res.revision
+	l.lastSync = now
+	for stem, files := range res.files {
+		e := l.entries[stem]
+		if e == nil {
+			e = &entry{name: stem, created: files[0].mtime}
+			l.entries[stem] = e
+		}
+		e.revision = res.revision
+		if len(files) > 1 {
+			rels := make([]string, len(files))
+			for i, f := range files {
+				rels[i] = f.rel
+			}
+			slices.Sort(rels)
+			if !slices.Equal(rels, e.conflict) {
+				e.conflict = rels
+				e.err = fmt.Errorf("%w: %s", ErrConflict, strings.Join(rels, ", "))
+				setCondition(&e.specValid, "SpecValid", "False", "Conflict", e.err.Error(), now)
+				e.gen++
+				changed = append(changed, stem)
+			}
+			continue
+		}
+		f := files[0]
+		if e.conflict == nil && e.gen > 0 && e.etag == f.etag && e.file == f.rel && e.format == f.format && (f.err == nil) == (e.err == nil) {
+			e.path = f.path
+			continue
+		}
+		l.setFile(e, f)
+		changed = append(changed, stem)
+	}
+	for name := range l.entries {
+		if _, ok := res.files[name]; !ok {
+			delete(l.entries, name)
+			changed = append(changed, name)
+		}
+	}
+	if len(changed) > 0 {
+		l.rebuildRoutesLocked()
+	}
+	return changed, false
+}
+
+// setFile records f as the current file of e. A file that does not parse
+// keeps the last good spec. Caller holds l.mu.
+func (l *Loop) setFile(e *entry, f *scanFile) {
+	e.conflict = nil
+	e.file, e.path, e.format, e.etag = f.rel, f.path, f.format, f.etag
+	if f.err != nil {
+		e.err = f.err
+	} else {
+		e.spec, e.hash, e.err = f.spec, f.hash, nil
+	}
+	e.gen++
+	now := time.Now()
+	if e.err != nil {
+		reason := "InvalidSpec"
+		if e.spec != nil {
+			reason = "InvalidSpecLastGoodKept"
+		}
+		setCondition(&e.specValid, "SpecValid", "False", reason, e.err.Error(), now)
+	} else {
+		setCondition(&e.specValid, "SpecValid", "True", "Valid", "", now)
+	}
+}
+
+// setCondition updates c, moving its transition time only when the
+// status changes.
+func setCondition(c *Condition, typ, status, reason, msg string, now time.Time) {
+	if c.Status != status || c.LastTransitionTime.IsZero() {
+		c.LastTransitionTime = now
+	}
+	c.Type, c.Status, c.Reason, c.Message = typ, status, reason, msg
+}

@@ -1,0 +1,186 @@
+package reconcile
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"llamactl/spec"
+)
+
+// Loop owns the desired state and the reconcile queue.
+//
+// Locks: writeMu serialises scans and API writes (so a scan never applies
+// content older than a write it raced); mu guards the desired state
+// (entries, daemon status, routes' source). Lock order: writeMu, then mu.
+// The watcher goroutine started by Run owns the fsnotify watcher and the
+// debounce and resync timers.
+type Loop struct {
+	opts  Options
+	log   zerolog.Logger
+	procs processes
+	q     *queue
+
+	dir      string // SpecsDir, absolute
+	link     string // nearest symlink at or above dir; "" when none
+	readOnly bool
+
+	writeMu sync.Mutex
+	scan    *scanner // guarded by writeMu
+
+	mu           sync.RWMutex
+	entries      map[string]*entry
+	sups         map[string]supervisor // supervisors the loop created
+	dirErr       string
+	revision     string
+	lastSync     time.Time
+	emptySince   time.Time
+	emptyConfirm time.Duration
+	passDone     chan struct{} // closed and replaced after every pass
+
+	routes atomic.Pointer[map[string]route] // model name or alias -> route
+
+	loaded   chan struct{}
+	resyncCh chan struct{}
+	started  atomic.Bool
+
+	// Counters and hooks for tests and benchmarks.
+	batches    atomic.Int64 // scans triggered by events or resyncs that changed something
+	beforeSwap func(path string)
+}
+
+// New checks opts and fills defaults; it reads nothing yet, Run does the
+// initial load.
+func New(opts Options) (*Loop, error) {
+	if opts.Runtime == nil {
+		return nil, errors.New("create reconcile loop: no runtime manager")
+	}
+	return newLoop(opts, managerProcs{opts.Runtime})
+}
+
+func newLoop(opts Options, procs processes) (*Loop, error) {
+	if opts.SpecsDir == "" {
+		return nil, errors.New("create reconcile loop: no specs dir")
+	}
+	dir, err := filepath.Abs(opts.SpecsDir)
+	if err != nil {
+		return nil, fmt.Errorf("create reconcile loop: %w", err)
+	}
+	if opts.Debounce <= 0 {
+		opts.Debounce = 200 * time.Millisecond
+	}
+	if opts.ResyncInterval <= 0 {
+		opts.ResyncInterval = 60 * time.Second
+	}
+	if opts.Workers <= 0 {
+		opts.Workers = 4
+	}
+	l := &Loop{
+		opts:         opts,
+		log:          opts.Logger.With().Str("component", "reconcile").Logger(),
+		procs:        procs,
+		q:            newQueue(),
+		dir:          dir,
+		link:         findLink(dir),
+		entries:      map[string]*entry{},
+		sups:         map[string]supervisor{},
+		emptyConfirm: max(time.Second, 2*opts.Debounce),
+		passDone:     make(chan struct{}),
+		loaded:       make(chan struct{}),
+		resyncCh:     make(chan struct{}, 1),
+	}
+	l.readOnly = opts.ReadOnly || l.link != ""
+	l.scan = &scanner{dir: dir, link: l.link, binary: opts.Binary, flags: opts.Flags, cache: map[string]cached{}}
+	empty := map[string]route{}
+	l.routes.Store(&empty)
+	return l, nil
+}
+
+// Run loads the directory, queues every instance, then watches the
+// directory and reconciles until ctx ends. Loaded is closed after the
+// initial load is queued. Run returns nil when ctx ends; it does not stop
+// the processes (that is runtime.Manager.Shutdown's job).
+func (l *Loop) Run(ctx context.Context) error {
+	if !l.started.CompareAndSwap(false, true) {
+		return errors.New("run reconcile loop: already running")
+	}
+	w, err := newWatcher(l)
+	if err != nil {
+		return fmt.Errorf("run reconcile loop: %w", err)
+	}
+	var wg sync.WaitGroup
+	for range l.opts.Workers {
+		wg.Go(func() { l.worker(ctx) })
+	}
+	w.run(ctx)
+	l.q.ShutDown()
+	wg.Wait()
+	return nil
+}
+
+// Loaded is closed once the initial load has been queued.
+func (l *Loop) Loaded() <-chan struct{} { return l.loaded }
+
+// Resync queues a full re-read of the directory (SIGHUP).
+func (l *Loop) Resync() {
+	select {
+	case l.resyncCh <- struct{}{}:
+	default:
+	}
+}
+
+// worker takes names off the queue until it shuts down.
+func (l *Loop) worker(ctx context.Context) {
+	for {
+		name, ok := l.q.Get()
+		if !ok {
+			return
+		}
+		l.process(ctx, name)
+		l.q.Done(name)
+	}
+}
+
+// process runs one pass for name and records its outcome: success resets
+// the backoff, a terminal error waits for the spec to change, any other
+// error is retried with backoff.
+func (l *Loop) process(ctx context.Context, name string) {
+	gen, err := l.reconcile(ctx, name)
+	now := time.Now()
+	terminal := errors.Is(err, spec.ErrInvalid)
+	l.mu.Lock()
+	if e := l.entries[name]; e != nil {
+		e.passErr, e.terminal = err, terminal
+		e.passGen = max(e.passGen, gen)
+		switch {
+		case err == nil:
+			e.appliedGen = max(e.appliedGen, gen)
+			setCondition(&e.stalled, "Stalled", "False", "Reconciled", "", now)
+		case terminal:
+			e.appliedGen = max(e.appliedGen, gen)
+			setCondition(&e.stalled, "Stalled", "True", "InvalidSpec", err.Error(), now)
+		default:
+			setCondition(&e.stalled, "Stalled", "True", "ReconcileError", err.Error(), now)
+		}
+	}
+	close(l.passDone)
+	l.passDone = make(chan struct{})
+	l.mu.Unlock()
+	switch {
+	case err == nil || terminal:
+		l.q.Forget(name)
+		if err != nil {
+			l.log.Warn().Str("instance", name).Err(err).Msg("spec cannot be applied; waiting for a change")
+		}
+	case ctx.Err() != nil:
+	default:
+		d := l.q.AddRateLimited(name)
+		l.log.Warn().Str("instance", name).Err(err).Dur("retry_in", d).Msg("reconcile failed")
+	}
+}
