@@ -1,0 +1,154 @@
+package httpapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"llamactl/reconcile"
+	"llamactl/runtime"
+)
+
+// serveOpenAI proxies POST /v1/* to the instance serving the body's model.
+func (s *Server) serveOpenAI(ctx *fasthttp.RequestCtx, rt route) {
+	if !ctx.IsPost() {
+		ctx.Response.Header.Set(fasthttp.HeaderAllow, "POST")
+		writeOpenAIError(ctx, fasthttp.StatusMethodNotAllowed, typeInvalidRequest, "method_not_allowed", "",
+			"method "+string(ctx.Method())+" not allowed on "+rt.rest+"; use POST")
+		return
+	}
+	start := time.Now()
+	model, err := modelFromBody(ctx.Request.Header.ContentType(), ctx.Request.Body())
+	if err != nil {
+		code := "invalid_request"
+		if errors.Is(err, errNoModel) {
+			code = "model_required"
+			err = errors.New("request has no \"model\": name an instance or its alias (GET /v1/models lists them)")
+		}
+		writeOpenAIError(ctx, fasthttp.StatusBadRequest, typeInvalidRequest, code, "model", err.Error())
+		return
+	}
+	actx, cancel := context.WithTimeout(context.Background(), s.cfg.AcquireTimeout)
+	name, addr, release, err := s.fleet.Acquire(actx, model)
+	cancel()
+	if err != nil {
+		s.writeAcquireError(ctx, model, err)
+		s.accessLog(ctx, &proxyCall{model: model, start: start}, ctx.Response.StatusCode(), 0, err)
+		return
+	}
+	s.forward(ctx, proxyCall{
+		addr: addr, path: rt.rest, instance: name, model: model,
+		apiKey: s.instanceKey(name), release: release, openAI: true, start: start,
+	})
+}
+
+// instanceKey returns the api_key an instance's llama-server requires, if
+// any: the proxy authenticates to it on the caller's behalf.
+func (s *Server) instanceKey(name string) string {
+	st, err := s.fleet.Get(name)
+	if err != nil || st.Spec == nil || st.Spec.APIKey == nil {
+		return ""
+	}
+	return *st.Spec.APIKey
+}
+
+// writeAcquireError answers a failed Acquire in OpenAI's shape.
+func (s *Server) writeAcquireError(ctx *fasthttp.RequestCtx, model string, err error) {
+	switch {
+	case errors.Is(err, reconcile.ErrNotFound):
+		writeOpenAIError(ctx, fasthttp.StatusBadRequest, typeInvalidRequest, "model_not_found", "model",
+			"model \""+model+"\" is not served here: no instance or alias of that name (GET /v1/models lists them)")
+	case errors.Is(err, runtime.ErrStopped):
+		writeOpenAIError(ctx, fasthttp.StatusServiceUnavailable, typeUnavailable, "model_stopped", "model",
+			"model \""+model+"\" is stopped; start its instance (POST /api/v1/instances/{name}/start) or set state: running in its spec")
+	case errors.Is(err, runtime.ErrFailed):
+		writeOpenAIError(ctx, fasthttp.StatusServiceUnavailable, typeUnavailable, "model_failed", "model",
+			"model \""+model+"\" has failed past its restart budget; see GET /api/v1/instances/{name} and its logs, then restart it: "+err.Error())
+	case errors.Is(err, runtime.ErrNotReady), errors.Is(err, context.DeadlineExceeded):
+		writeOpenAIError(ctx, fasthttp.StatusServiceUnavailable, typeUnavailable, "model_not_ready", "model",
+			"model \""+model+"\" did not become ready: "+err.Error())
+	default:
+		writeOpenAIError(ctx, fasthttp.StatusInternalServerError, typeServer, "internal_error", "",
+			"route model \""+model+"\": "+err.Error())
+	}
+}
+
+// openAIModel is one entry of GET /v1/models.
+type openAIModel struct {
+	ID      string   `json:"id"`
+	Object  string   `json:"object"`
+	Created int64    `json:"created"`
+	OwnedBy string   `json:"owned_by"`
+	Phase   string   `json:"phase"`
+	Aliases []string `json:"aliases,omitempty"`
+}
+
+type openAIModelList struct {
+	Object string        `json:"object"`
+	Data   []openAIModel `json:"data"`
+}
+
+func toOpenAIModel(st *reconcile.InstanceStatus) openAIModel {
+	m := openAIModel{ID: st.Name, Object: "model", Created: unixOrZero(st.Created), OwnedBy: "llamactl",
+		Phase: string(st.Runtime.Phase)}
+	if m.Phase == "" {
+		m.Phase = string(runtime.PhaseStopped)
+	}
+	if st.Spec != nil && st.Spec.Alias != nil && *st.Spec.Alias != "" && *st.Spec.Alias != st.Name {
+		m.Aliases = []string{*st.Spec.Alias}
+	}
+	return m
+}
+
+// serveModels answers GET /v1/models with every instance.
+func (s *Server) serveModels(ctx *fasthttp.RequestCtx) {
+	if !ctx.IsGet() {
+		ctx.Response.Header.Set(fasthttp.HeaderAllow, "GET")
+		writeOpenAIError(ctx, fasthttp.StatusMethodNotAllowed, typeInvalidRequest, "method_not_allowed", "", "use GET")
+		return
+	}
+	list := s.fleet.List()
+	out := openAIModelList{Object: "list", Data: make([]openAIModel, 0, len(list))}
+	for i := range list {
+		out.Data = append(out.Data, toOpenAIModel(&list[i]))
+	}
+	writeJSON(ctx, fasthttp.StatusOK, out)
+}
+
+// serveModel answers GET /v1/models/{id}.
+func (s *Server) serveModel(ctx *fasthttp.RequestCtx, id string) {
+	if !ctx.IsGet() {
+		ctx.Response.Header.Set(fasthttp.HeaderAllow, "GET")
+		writeOpenAIError(ctx, fasthttp.StatusMethodNotAllowed, typeInvalidRequest, "method_not_allowed", "", "use GET")
+		return
+	}
+	st, err := s.fleet.Get(id)
+	if err != nil {
+		writeOpenAIError(ctx, fasthttp.StatusNotFound, typeInvalidRequest, "model_not_found", "model",
+			"model \""+id+"\" does not exist")
+		return
+	}
+	writeJSON(ctx, fasthttp.StatusOK, toOpenAIModel(&st))
+}
+
+// writeJSON answers with v encoded as JSON.
+func writeJSON(ctx *fasthttp.RequestCtx, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		writeError(ctx, fasthttp.StatusInternalServerError, "encode response: "+err.Error(), nil)
+		return
+	}
+	ctx.SetStatusCode(status)
+	ctx.SetContentType(contentJSON)
+	ctx.SetBody(b)
+}
+
+func unixOrZero(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.Unix()
+}

@@ -1,0 +1,249 @@
+package httpapi
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/valyala/fasthttp"
+)
+
+// upstreams caches one fasthttp.HostClient per llama-server address.
+//
+// Real llama-server closes the connection after every streamed (chunked)
+// response although it announced keep-alive. Two rules keep that from
+// failing requests: a connection that carried a chunked response is never
+// pooled again (relay.CloseWithError), and a request that failed on a
+// connection before any response byte arrived is retried on another one
+// (retryUnanswered) — it never reached a model, so the retry is safe even
+// for POST.
+type upstreams struct {
+	cfg     Config
+	clients sync.Map // addr -> *fasthttp.HostClient
+}
+
+func newUpstreams(cfg Config) *upstreams { return &upstreams{cfg: cfg} }
+
+// client returns the cached client for addr.
+func (u *upstreams) client(addr string) *fasthttp.HostClient {
+	if c, ok := u.clients.Load(addr); ok {
+		return c.(*fasthttp.HostClient)
+	}
+	c := &fasthttp.HostClient{
+		Addr:                      addr,
+		NoDefaultUserAgentHeader:  true,
+		MaxConns:                  u.cfg.MaxConnsPerUpstream,
+		MaxConnWaitTimeout:        30 * time.Second,
+		MaxIdleConnDuration:       u.cfg.UpstreamIdleTimeout,
+		ReadBufferSize:            16 << 10,
+		WriteBufferSize:           16 << 10,
+		StreamResponseBody:        true,
+		DisablePathNormalizing:    true,
+		MaxIdemponentCallAttempts: 3,
+		RetryIfErr:                retryUnanswered,
+	}
+	actual, _ := u.clients.LoadOrStore(addr, c)
+	return actual.(*fasthttp.HostClient)
+}
+
+// closeIdle closes every pooled idle upstream connection.
+func (u *upstreams) closeIdle() {
+	u.clients.Range(func(_, c any) bool {
+		c.(*fasthttp.HostClient).CloseIdleConnections()
+		return true
+	})
+}
+
+// retryUnanswered retries a request whose connection was closed or reset
+// before the first response byte: the typical fate of a pooled keep-alive
+// connection the upstream has already closed.
+func retryUnanswered(_ *fasthttp.Request, attempts int, err error) (resetTimeout, retry bool) {
+	if attempts >= 3 {
+		return false, false
+	}
+	return false, errors.Is(err, io.EOF) || errors.Is(err, fasthttp.ErrConnectionClosed) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
+}
+
+// hop-by-hop and credential headers never forwarded upstream.
+var dropRequestHeaders = [][]byte{
+	[]byte(fasthttp.HeaderAuthorization), hdrXAPIKey,
+	[]byte(fasthttp.HeaderConnection), []byte("Keep-Alive"), []byte(fasthttp.HeaderProxyAuthorization),
+	[]byte("Proxy-Connection"), []byte(fasthttp.HeaderTE), []byte(fasthttp.HeaderTrailer),
+	[]byte(fasthttp.HeaderUpgrade),
+}
+
+// proxyCall is one request to forward.
+type proxyCall struct {
+	addr     string
+	path     string // upstream path; the incoming query string is appended
+	instance string
+	model    string
+	apiKey   string // the instance's own llama-server key, sent as Bearer
+	release  func() // from Acquire; called when the response ends
+	openAI   bool   // errors in OpenAI's shape
+	start    time.Time
+}
+
+var uriPool = sync.Pool{New: func() any { b := make([]byte, 0, 256); return &b }}
+
+// forward sends the incoming request to pc.addr and relays the response.
+// The body is forwarded byte for byte; the response body is streamed to
+// the client as it arrives (each upstream chunk is flushed at once) by the
+// server goroutine itself, without an extra goroutine. If the client goes
+// away the upstream connection is closed, which cancels the generation.
+func (s *Server) forward(ctx *fasthttp.RequestCtx, pc proxyCall) {
+	req := fasthttp.AcquireRequest()
+	ctx.Request.Header.CopyTo(&req.Header)
+	for _, h := range dropRequestHeaders {
+		req.Header.DelBytes(h)
+	}
+	req.Header.ResetConnectionClose()
+	if pc.apiKey != "" {
+		req.Header.Set(fasthttp.HeaderAuthorization, "Bearer "+pc.apiKey)
+	}
+	bp := uriPool.Get().(*[]byte)
+	uri := append((*bp)[:0], pc.path...)
+	if q := ctx.URI().QueryString(); len(q) > 0 {
+		uri = append(uri, '?')
+		uri = append(uri, q...)
+	}
+	req.SetRequestURIBytes(uri)
+	*bp = uri
+	uriPool.Put(bp)
+	req.Header.SetHost(pc.addr)
+	req.SetBodyRaw(ctx.Request.Body())
+	if s.cfg.ProxyTimeout > 0 {
+		req.SetTimeout(s.cfg.ProxyTimeout)
+	}
+
+	resp := fasthttp.AcquireResponse()
+	err := s.ups.client(pc.addr).Do(req, resp)
+	fasthttp.ReleaseRequest(req)
+	if err != nil {
+		fasthttp.ReleaseResponse(resp)
+		pc.release()
+		status := fasthttp.StatusBadGateway
+		if errors.Is(err, fasthttp.ErrTimeout) {
+			status = fasthttp.StatusGatewayTimeout
+		}
+		msg := "instance " + pc.instance + " did not answer: " + err.Error()
+		if pc.openAI {
+			writeOpenAIError(ctx, status, typeServer, "upstream_error", "", msg)
+		} else {
+			writeError(ctx, status, msg, nil)
+		}
+		s.accessLog(ctx, &pc, status, 0, err)
+		return
+	}
+
+	ctx.SetStatusCode(resp.StatusCode())
+	copyResponseHeaders(&ctx.Response.Header, &resp.Header)
+	body := resp.BodyStream()
+	if body == nil {
+		ctx.SetBody(resp.Body())
+		n := len(resp.Body())
+		fasthttp.ReleaseResponse(resp)
+		pc.release()
+		s.accessLog(ctx, &pc, ctx.Response.StatusCode(), int64(n), nil)
+		return
+	}
+	r := relayPool.Get().(*relay)
+	*r = relay{s: s, ctx: ctx, up: resp, body: body, pc: pc}
+	cl := resp.Header.ContentLength()
+	if cl < 0 {
+		// Chunked (an SSE stream) or delimited by close: relay as chunked,
+		// and never pool this upstream connection again.
+		r.streamed = true
+		cl = -1
+	}
+	ctx.Response.SetBodyStream(r, cl)
+}
+
+// copyResponseHeaders copies upstream headers except hop-by-hop ones, the
+// framing (set anew for the client) and CORS (ours, if any).
+func copyResponseHeaders(dst *fasthttp.ResponseHeader, src *fasthttp.ResponseHeader) {
+	for k, v := range src.All() {
+		switch {
+		case len(k) > 15 && bytes.EqualFold(k[:15], []byte("Access-Control-")):
+			continue
+		case bytes.EqualFold(k, []byte(fasthttp.HeaderConnection)),
+			bytes.EqualFold(k, []byte("Keep-Alive")),
+			bytes.EqualFold(k, []byte(fasthttp.HeaderTransferEncoding)),
+			bytes.EqualFold(k, []byte(fasthttp.HeaderContentLength)),
+			bytes.EqualFold(k, []byte(fasthttp.HeaderDate)),
+			bytes.EqualFold(k, []byte(fasthttp.HeaderServer)),
+			bytes.EqualFold(k, hdrRequestID):
+			continue
+		case bytes.EqualFold(k, []byte(fasthttp.HeaderContentType)):
+			dst.SetContentTypeBytes(v)
+		default:
+			dst.AddBytesKV(k, v)
+		}
+	}
+}
+
+// relay is the client-facing body stream of a proxied response. The
+// fasthttp server goroutine reads it and writes each read as one flushed
+// chunk, then calls CloseWithError, which ends the upstream side.
+type relay struct {
+	s        *Server
+	ctx      *fasthttp.RequestCtx
+	up       *fasthttp.Response
+	body     io.Reader
+	pc       proxyCall
+	n        int64
+	streamed bool
+}
+
+var relayPool = sync.Pool{New: func() any { return new(relay) }}
+
+func (r *relay) Read(p []byte) (int, error) {
+	n, err := r.body.Read(p)
+	r.n += int64(n)
+	if r.streamed && n > 0 {
+		// A stream may outlast WriteTimeout; give every chunk its own.
+		_ = r.ctx.SetWriteDeadline(time.Now().Add(r.s.cfg.WriteTimeout))
+	}
+	return n, err
+}
+
+// CloseWithError ends the relay: err is the client-side write error, if
+// any. A streamed or abandoned upstream connection is closed, not pooled.
+func (r *relay) CloseWithError(err error) error {
+	if r.streamed || err != nil {
+		r.up.SetConnectionClose()
+	}
+	if c, ok := r.body.(fasthttp.ReadCloserWithError); ok {
+		_ = c.CloseWithError(err)
+	}
+	fasthttp.ReleaseResponse(r.up)
+	r.pc.release()
+	r.s.accessLog(r.ctx, &r.pc, r.ctx.Response.StatusCode(), r.n, err)
+	*r = relay{}
+	relayPool.Put(r)
+	return nil
+}
+
+// accessLog writes the info line of one proxied request.
+func (s *Server) accessLog(ctx *fasthttp.RequestCtx, pc *proxyCall, status int, n int64, err error) {
+	ev := s.log.Info()
+	if err != nil {
+		ev = s.log.Warn().Err(err)
+	}
+	if ev == nil {
+		return
+	}
+	ev.Bytes("request_id", requestID(ctx)).
+		Bytes("method", ctx.Method()).
+		Bytes("path", ctx.Path()).
+		Str("instance", pc.instance).
+		Str("model", pc.model).
+		Int("status", status).
+		Int64("bytes", n).
+		Dur("duration", time.Since(pc.start)).
+		Msg("proxy")
+}

@@ -1,0 +1,172 @@
+// Package httpapi is llamactl's HTTP front end on fasthttp: the management
+// API under /api/v1 (the seed contract plus the additions documented in
+// openapi.json), the OpenAI-compatible proxy under /v1 that routes by the
+// request's model, and the passthrough proxy to one instance. It owns no
+// instance state: every read and write goes through a Fleet.
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/valyala/fasthttp"
+)
+
+// Server serves the API. Create it with New.
+type Server struct {
+	cfg   Config
+	fleet Fleet
+	info  ServerInfo
+	log   zerolog.Logger
+
+	mgmtKeys  *keySet // nil: management API open
+	inferKeys *keySet // nil: /v1 open
+	cors      *cors   // nil: no CORS
+
+	ups  *upstreams
+	ids  *idGen
+	srv  *fasthttp.Server
+	spec []byte // openapi.json
+}
+
+// New builds a server over fleet. cfg's zero fields take their defaults.
+func New(cfg Config, fleet Fleet, server ServerInfo) *Server {
+	cfg = cfg.withDefaults()
+	if server.CommandTimeout <= 0 {
+		server.CommandTimeout = 10 * time.Second
+	}
+	s := &Server{cfg: cfg, fleet: fleet, info: server, log: zerolog.Nop(), ids: newIDGen(), spec: openAPIDoc}
+	if cfg.Logger != nil {
+		s.log = *cfg.Logger
+	}
+	if ks := newKeySet(cfg.ManagementKeys); cfg.RequireManagementAuth && !ks.empty() {
+		s.mgmtKeys = ks
+	}
+	if ks := newKeySet(cfg.InferenceKeys, cfg.ManagementKeys); cfg.RequireInferenceAuth && !ks.empty() {
+		s.inferKeys = ks
+	}
+	if len(cfg.CORSAllowOrigins) > 0 {
+		s.cors = newCORS(cfg.CORSAllowOrigins)
+	}
+	s.ups = newUpstreams(cfg)
+	s.srv = &fasthttp.Server{
+		Handler:                       s.handle,
+		ErrorHandler:                  s.handleReadError,
+		Name:                          "llamactl",
+		ReadTimeout:                   cfg.ReadTimeout,
+		WriteTimeout:                  cfg.WriteTimeout,
+		IdleTimeout:                   cfg.IdleTimeout,
+		MaxRequestBodySize:            cfg.MaxBodyBytes,
+		ReadBufferSize:                cfg.MaxHeaderBytes,
+		DisablePreParseMultipartForm:  true,
+		NoDefaultServerHeader:         false,
+		CloseOnShutdown:               true,
+		DisableHeaderNamesNormalizing: false,
+		Logger:                        fasthttpLogger{&s.log},
+	}
+	return s
+}
+
+// Serve accepts connections on ln until Shutdown.
+func (s *Server) Serve(ln net.Listener) error {
+	return s.srv.Serve(ln)
+}
+
+// Shutdown stops accepting connections and waits, bounded by ctx, for
+// in-flight requests (proxied streams included) to finish; then it closes
+// idle upstream connections.
+func (s *Server) Shutdown(ctx context.Context) error {
+	err := s.srv.ShutdownWithContext(ctx)
+	s.ups.closeIdle()
+	return err
+}
+
+// Handler returns the request handler, for tests and embedding.
+func (s *Server) Handler() fasthttp.RequestHandler { return s.handle }
+
+// handle is the single entry point: request id, CORS, routing, auth.
+func (s *Server) handle(ctx *fasthttp.RequestCtx) {
+	s.ids.stamp(ctx)
+	if s.cors != nil && s.cors.apply(ctx) {
+		return
+	}
+	path := string(ctx.Path())
+	rt := parseRoute(path)
+	switch rt.kind {
+	case routeOpenAI, routeModels, routeModel:
+		if s.inferKeys != nil && !s.inferKeys.match(presentedKey(&ctx.Request.Header)) {
+			ctx.Response.Header.Set("WWW-Authenticate", `Bearer realm="llamactl"`)
+			writeOpenAIError(ctx, fasthttp.StatusUnauthorized, typeAuth, "invalid_api_key", "",
+				"missing or invalid API key: send Authorization: Bearer KEY or X-API-Key: KEY")
+			return
+		}
+	case routeNotFound:
+		writeError(ctx, fasthttp.StatusNotFound, "no route for "+path, nil)
+		return
+	case routeOpenAPI:
+		// The API description holds no secrets and tells clients how to
+		// authenticate, so it is served without a key.
+	default:
+		if s.mgmtKeys != nil && !s.mgmtKeys.match(presentedKey(&ctx.Request.Header)) {
+			ctx.Response.Header.Set("WWW-Authenticate", `Bearer realm="llamactl"`)
+			writeError(ctx, fasthttp.StatusUnauthorized,
+				"missing or invalid API key: send Authorization: Bearer KEY or X-API-Key: KEY", nil)
+			return
+		}
+	}
+	switch rt.kind {
+	case routeOpenAI:
+		s.serveOpenAI(ctx, rt)
+	case routeModels:
+		s.serveModels(ctx)
+	case routeModel:
+		s.serveModel(ctx, rt.name)
+	case routeOpenAPI:
+		s.serveOpenAPI(ctx)
+	case routeInstances:
+		s.serveInstances(ctx)
+	case routeInstance:
+		s.serveInstance(ctx, rt.name)
+	case routeAction:
+		s.serveAction(ctx, rt.name, rt.action)
+	case routeLogs:
+		s.serveLogs(ctx, rt.name)
+	case routeProxy:
+		s.serveInstanceProxy(ctx, rt)
+	case routeServer:
+		s.serveServer(ctx, rt.action)
+	}
+}
+
+// handleReadError answers a request fasthttp could not read.
+func (s *Server) handleReadError(ctx *fasthttp.RequestCtx, err error) {
+	s.ids.stamp(ctx)
+	var netErr net.Error
+	switch {
+	case errors.Is(err, fasthttp.ErrBodyTooLarge):
+		writeError(ctx, fasthttp.StatusRequestEntityTooLarge, "request body is larger than the limit", nil)
+	case errors.As(err, &netErr) && netErr.Timeout():
+		writeError(ctx, fasthttp.StatusRequestTimeout, "timed out reading the request", nil)
+	case strings.Contains(err.Error(), "too big") || strings.Contains(err.Error(), "too large"):
+		writeError(ctx, fasthttp.StatusRequestHeaderFieldsTooLarge, "request headers are larger than the limit", nil)
+	default:
+		writeError(ctx, fasthttp.StatusBadRequest, "cannot parse the request", nil)
+	}
+}
+
+// methodNotAllowed answers a known path with an unsupported method.
+func methodNotAllowed(ctx *fasthttp.RequestCtx, allow string) {
+	ctx.Response.Header.Set(fasthttp.HeaderAllow, allow)
+	writeError(ctx, fasthttp.StatusMethodNotAllowed, "method "+string(ctx.Method())+" not allowed; use "+allow, nil)
+}
+
+// fasthttpLogger sends fasthttp's own messages to zerolog at warn.
+type fasthttpLogger struct{ l *zerolog.Logger }
+
+func (f fasthttpLogger) Printf(format string, args ...any) {
+	f.l.Warn().Str("component", "fasthttp").Msgf(format, args...)
+}
