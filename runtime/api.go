@@ -3,9 +3,10 @@
 package runtime
 
 import (
-	"context"
 	"errors"
 	"time"
+
+	"github.com/rs/zerolog"
 )
 
 // Phase is where an instance's process is in its life.
@@ -76,74 +77,36 @@ type ManagerOptions struct {
 	LogMaxBytes    int64
 	LogBackups     int
 	OnEvent        func(Event) // optional; called from supervisor goroutines, must not block
+
+	// Logger, when set, gets one line per phase transition (field
+	// "instance" = the name).
+	Logger *zerolog.Logger
+	// Env is the daemon environment children start with (cfg.Env is
+	// added on top). Nil means os.Environ().
+	Env []string
+	// MaxRestartDelay caps the exponential restart backoff; default 30s.
+	MaxRestartDelay time.Duration
+	// StableAfter is how long an instance must stay healthy for its
+	// restart count to reset; default 60s.
+	StableAfter time.Duration
+	// LogCheckInterval is how often a running child's log size is checked
+	// for rotation; default 1s.
+	LogCheckInterval time.Duration
+	// AdoptProbeTimeout bounds the /health probe of a recorded child
+	// before adopting it; default 2s.
+	AdoptProbeTimeout time.Duration
 }
 
-// Manager owns what supervisors share: the port leases, the data
-// directory and the records of running children.
-type Manager struct{}
-
-// NewManager prepares the data directory and reads the records of a
-// previous run (they are adopted or cleaned up by Supervise/ReapStale).
-func NewManager(opts ManagerOptions) (*Manager, error) { panic("unimplemented") }
-
-// Supervise returns the supervisor for cfg.Name, creating it (stopped) if
-// needed. A child recorded by a previous run with the same name and hash
-// that is alive, ours and healthy is adopted instead of started anew.
-func (m *Manager) Supervise(cfg Config) *Supervisor { panic("unimplemented") }
-
-// Get returns the supervisor of name, if any.
-func (m *Manager) Get(name string) (*Supervisor, bool) { panic("unimplemented") }
-
-// Remove stops the supervisor of name and forgets it.
-func (m *Manager) Remove(ctx context.Context, name string) error { panic("unimplemented") }
-
-// ReapStale stops every recorded child not adopted by now (its record is
-// stale or its instance no longer desired) and frees its port. A record
-// whose pid now belongs to an unrelated process is dropped, not killed.
-func (m *Manager) ReapStale(ctx context.Context) error { panic("unimplemented") }
-
-// Shutdown stops every child (or detaches them, with KeepOnShutdown) and
-// ends all supervisor goroutines.
-func (m *Manager) Shutdown(ctx context.Context) error { panic("unimplemented") }
-
-// Supervisor runs one instance. Its methods are safe for concurrent use.
-type Supervisor struct{}
-
-// Update sets a new config. When the hash changed and a process runs, it
-// is restarted: in-flight requests finish first (bounded by StopTimeout)
-// and requests arriving meanwhile wait for the new process.
-func (s *Supervisor) Update(ctx context.Context, cfg Config) error { panic("unimplemented") }
-
-// Start makes the instance desired-running (sleeping when OnDemand) and
-// clears a failed state. It returns once the start is under way.
-func (s *Supervisor) Start(ctx context.Context) error { panic("unimplemented") }
-
-// Stop makes the instance desired-stopped and waits until the process
-// group is gone.
-func (s *Supervisor) Stop(ctx context.Context) error { panic("unimplemented") }
-
-// Restart stops and starts the process, resetting the restart budget.
-func (s *Supervisor) Restart(ctx context.Context) error { panic("unimplemented") }
-
-// EnsureReady wakes a sleeping instance and waits until it is healthy.
-// On success it returns the address (host:port) to send the request to
-// and a release func that must be called when the request ends: while
-// any request is in flight the instance is not stopped for idleness.
-func (s *Supervisor) EnsureReady(ctx context.Context) (addr string, release func(), err error) {
-	panic("unimplemented")
-}
-
-// Snapshot returns the current status.
-func (s *Supervisor) Snapshot() Status { panic("unimplemented") }
-
-// Subscribe returns phase transition events until cancel is called.
-func (s *Supervisor) Subscribe() (events <-chan Event, cancel func()) { panic("unimplemented") }
-
-// LogPath is the instance's current log file.
-func (s *Supervisor) LogPath() string { panic("unimplemented") }
-
-// Tail returns the last n lines of the instance's log (n <= 0: all).
-func (s *Supervisor) Tail(n int) ([]byte, error) { panic("unimplemented") }
+// Defaults applied where a Config or ManagerOptions leaves zero.
+const (
+	DefaultStopTimeout      = 10 * time.Second
+	DefaultStartupTimeout   = 5 * time.Minute
+	DefaultMaxRestartDelay  = 30 * time.Second
+	DefaultStableAfter      = 60 * time.Second
+	DefaultLogMaxBytes      = 10 << 20
+	DefaultLogBackups       = 3
+	DefaultLogCheckInterval = time.Second
+)
 
 // Errors of EnsureReady; errors.Is matches them.
 var (

@@ -1,0 +1,351 @@
+package runtime
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+	"golang.org/x/sys/unix"
+)
+
+// Manager owns what supervisors share: the port leases, the data
+// directory and the records of running children. Its methods are safe for
+// concurrent use.
+//
+// Layout of DataDir: logs/<name>.log (+ .1 .. .N backups) and
+// run/<name>.json, one record per live child. Children run with DataDir
+// as their working directory.
+type Manager struct {
+	opts   ManagerOptions
+	logDir string
+	runDir string
+	ports  *ports
+	log    zerolog.Logger
+	wg     sync.WaitGroup // every goroutine of every supervisor
+
+	mu      sync.Mutex
+	sups    map[string]*Supervisor
+	records map[string]record // records of a previous run not yet claimed
+	closed  bool
+}
+
+// NewManager prepares the data directory and reads the records of a
+// previous run (they are adopted or cleaned up by Supervise/ReapStale).
+// Unreadable records are removed and reported in the error, together
+// with a usable Manager.
+func NewManager(opts ManagerOptions) (*Manager, error) {
+	if opts.DataDir == "" {
+		return nil, errors.New("create manager: DataDir is empty")
+	}
+	if opts.PortMin < 0 || opts.PortMax > 65535 || opts.PortMax < opts.PortMin {
+		return nil, fmt.Errorf("create manager: bad port range %d-%d", opts.PortMin, opts.PortMax)
+	}
+	dd, err := filepath.Abs(opts.DataDir)
+	if err != nil {
+		return nil, fmt.Errorf("create manager: %w", err)
+	}
+	opts.DataDir = dd
+	if opts.LogMaxBytes <= 0 {
+		opts.LogMaxBytes = DefaultLogMaxBytes
+	}
+	switch {
+	case opts.LogBackups == 0:
+		opts.LogBackups = DefaultLogBackups
+	case opts.LogBackups < 0:
+		opts.LogBackups = 0
+	}
+	if opts.MaxRestartDelay <= 0 {
+		opts.MaxRestartDelay = DefaultMaxRestartDelay
+	}
+	if opts.StableAfter <= 0 {
+		opts.StableAfter = DefaultStableAfter
+	}
+	if opts.LogCheckInterval <= 0 {
+		opts.LogCheckInterval = DefaultLogCheckInterval
+	}
+	if opts.AdoptProbeTimeout <= 0 {
+		opts.AdoptProbeTimeout = 2 * time.Second
+	}
+	if opts.Env == nil {
+		opts.Env = os.Environ()
+	}
+	m := &Manager{
+		opts:   opts,
+		logDir: filepath.Join(dd, "logs"),
+		runDir: filepath.Join(dd, "run"),
+		ports:  newPorts(opts.PortMin, opts.PortMax),
+		log:    zerolog.Nop(),
+		sups:   map[string]*Supervisor{},
+	}
+	if opts.Logger != nil {
+		m.log = *opts.Logger
+	}
+	for _, d := range []string{m.logDir, m.runDir} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return nil, fmt.Errorf("create manager: %w", err)
+		}
+	}
+	m.records, err = readRecords(m.runDir)
+	for name, r := range m.records {
+		if r.Leased {
+			m.ports.claim(name, r.Port)
+		}
+	}
+	if err != nil {
+		return m, fmt.Errorf("create manager: %w", err)
+	}
+	return m, nil
+}
+
+// Supervise returns the supervisor for cfg.Name, creating it (stopped) if
+// needed; an existing supervisor keeps its config (use Update). A child
+// recorded by a previous run with the same name and hash that is alive,
+// ours and healthy is adopted (phase running, Adopted) instead of started
+// anew. A recorded child that is ours but has another hash or is not
+// healthy is stopped by the new supervisor; a record whose pid is gone or
+// now belongs to an unrelated process is dropped.
+func (m *Manager) Supervise(cfg Config) *Supervisor {
+	m.mu.Lock()
+	if s, ok := m.sups[cfg.Name]; ok {
+		m.mu.Unlock()
+		return s
+	}
+	rec, hasRec := m.records[cfg.Name]
+	delete(m.records, cfg.Name)
+	closed := m.closed
+	m.mu.Unlock()
+
+	var old *child // a recorded child to adopt or to stop
+	adopt := false
+	if hasRec {
+		old, adopt = m.claim(rec, cfg)
+	}
+	s := newSupervisor(m, cfg)
+	m.mu.Lock()
+	if other, ok := m.sups[cfg.Name]; ok { // lost a race with another Supervise
+		m.mu.Unlock()
+		if old != nil {
+			old.w.close()
+			m.mu.Lock()
+			m.records[cfg.Name] = rec
+			m.mu.Unlock()
+		}
+		return other
+	}
+	m.sups[cfg.Name] = s
+	closed = closed || m.closed
+	m.mu.Unlock()
+	if closed {
+		if old != nil {
+			old.w.close()
+		}
+		close(s.done)
+		return s
+	}
+	s.boot(old, adopt)
+	return s
+}
+
+// claim checks a record of a previous run: it returns the child to adopt
+// (adopt true) or to stop (adopt false), or nil when the record is dropped.
+func (m *Manager) claim(rec record, cfg Config) (*child, bool) {
+	if !rec.ours() {
+		m.dropRecord(rec)
+		return nil, false
+	}
+	pidfd, err := unix.PidfdOpen(rec.PID, 0)
+	if err != nil || !rec.ours() { // recheck: the pid may have been reused before pidfd_open
+		if err == nil {
+			_ = unix.Close(pidfd)
+		}
+		m.dropRecord(rec)
+		return nil, false
+	}
+	w, err := newWatcher(rec.PID, rec.PGID, pidfd, false)
+	if err != nil {
+		m.dropRecord(rec)
+		return nil, false
+	}
+	c := &child{
+		pid: rec.PID, pgid: rec.PGID, port: rec.Port, leased: rec.Leased, host: rec.Host,
+		addr:    net.JoinHostPort(probeHost(rec.Host), strconv.Itoa(rec.Port)),
+		started: rec.StartedAt, healthyAt: time.Now(), logOffset: rec.LogOffset,
+		hash: rec.Hash, adopted: true, w: w,
+	}
+	if rec.Leased {
+		m.ports.claim(cfg.Name, rec.Port)
+	}
+	if rec.Hash != cfg.Hash {
+		return c, false
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), m.opts.AdoptProbeTimeout)
+	defer cancel()
+	ok, _ := probeHealth(ctx, c.addr, m.opts.AdoptProbeTimeout)
+	return c, ok
+}
+
+func (m *Manager) dropRecord(rec record) {
+	removeRecord(m.runDir, rec.Name)
+	if rec.Leased {
+		m.ports.release(rec.Name, rec.Port)
+	}
+}
+
+// Get returns the supervisor of name, if any.
+func (m *Manager) Get(name string) (*Supervisor, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	s, ok := m.sups[name]
+	return s, ok
+}
+
+// Supervisors returns every supervisor, sorted by name.
+func (m *Manager) Supervisors() []*Supervisor {
+	m.mu.Lock()
+	out := make([]*Supervisor, 0, len(m.sups))
+	for _, s := range m.sups {
+		out = append(out, s)
+	}
+	m.mu.Unlock()
+	slices.SortFunc(out, func(a, b *Supervisor) int {
+		switch {
+		case a.name < b.name:
+			return -1
+		case a.name > b.name:
+			return 1
+		}
+		return 0
+	})
+	return out
+}
+
+// Remove stops the supervisor of name and forgets it. Removing an unknown
+// name is not an error.
+func (m *Manager) Remove(ctx context.Context, name string) error {
+	s, ok := m.Get(name)
+	if !ok {
+		return nil
+	}
+	err := s.close(ctx, false)
+	m.mu.Lock()
+	if m.sups[name] == s {
+		delete(m.sups, name)
+	}
+	m.mu.Unlock()
+	if err != nil {
+		return fmt.Errorf("remove %s: %w", name, err)
+	}
+	return nil
+}
+
+// StaleRecords lists the names of recorded children not claimed by
+// Supervise yet (what ReapStale would act on).
+func (m *Manager) StaleRecords() []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []string
+	for n := range m.records {
+		out = append(out, n)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// ReapStale stops every recorded child not adopted by now (its record is
+// stale or its instance no longer desired) and frees its port. A record
+// whose pid now belongs to an unrelated process is dropped, not killed.
+// Each child gets DefaultStopTimeout (or until ctx ends) between SIGTERM
+// and SIGKILL.
+func (m *Manager) ReapStale(ctx context.Context) error {
+	m.mu.Lock()
+	recs := m.records
+	m.records = map[string]record{}
+	m.mu.Unlock()
+	var wg sync.WaitGroup
+	errs := make(chan error, len(recs))
+	for _, r := range recs {
+		if !r.ours() {
+			m.dropRecord(r)
+			continue
+		}
+		wg.Go(func() {
+			if err := stopForeign(ctx, r.PID, r.PGID, DefaultStopTimeout); err != nil {
+				errs <- fmt.Errorf("reap %s (pid %d): %w", r.Name, r.PID, err)
+				return
+			}
+			m.dropRecord(r)
+		})
+	}
+	wg.Wait()
+	close(errs)
+	var all []error
+	for err := range errs {
+		all = append(all, err)
+	}
+	return errors.Join(all...)
+}
+
+// stopForeign stops a process group whose leader is not (necessarily) our
+// child: SIGTERM, wait up to timeout for the leader to go, SIGKILL.
+func stopForeign(ctx context.Context, pid, pgid int, timeout time.Duration) error {
+	killGroup(pgid, unix.SIGTERM)
+	gone := func() bool {
+		if pidAlive(pid) {
+			return false
+		}
+		_, _ = unix.Wait4(pid, nil, unix.WNOHANG, nil) // reap it if it was ours
+		return true
+	}
+	deadline := time.Now().Add(timeout)
+	for !gone() {
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			killGroup(pgid, unix.SIGKILL)
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	for i := 0; i < 200 && !gone(); i++ {
+		time.Sleep(10 * time.Millisecond)
+	}
+	killGroup(pgid, unix.SIGKILL) // what is left of the group
+	if !gone() {
+		return errors.New("stop: process still alive after SIGKILL")
+	}
+	return nil
+}
+
+// Shutdown stops every child (or detaches them, with KeepOnShutdown:
+// children keep running and keep their records for the next daemon) and
+// ends all supervisor goroutines. Supervise after Shutdown returns an
+// inert supervisor.
+func (m *Manager) Shutdown(ctx context.Context) error {
+	m.mu.Lock()
+	m.closed = true
+	sups := make([]*Supervisor, 0, len(m.sups))
+	for _, s := range m.sups {
+		sups = append(sups, s)
+	}
+	m.mu.Unlock()
+	var wg sync.WaitGroup
+	errs := make([]error, len(sups))
+	for i, s := range sups {
+		wg.Go(func() { errs[i] = s.close(ctx, m.opts.KeepOnShutdown) })
+	}
+	wg.Wait()
+	done := make(chan struct{})
+	go func() { m.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		errs = append(errs, fmt.Errorf("shutdown: %w", ctx.Err()))
+	}
+	return errors.Join(errs...)
+}

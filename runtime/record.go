@@ -1,0 +1,115 @@
+package runtime
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+)
+
+// record is what the daemon writes about a running child so that the next
+// daemon can adopt it or clean it up: <DataDir>/run/<name>.json.
+type record struct {
+	Name      string    `json:"name"`
+	PID       int       `json:"pid"`
+	PGID      int       `json:"pgid"`
+	Host      string    `json:"host"`
+	Port      int       `json:"port"`
+	Leased    bool      `json:"leased"`     // port came from the range
+	StartTime uint64    `json:"start_time"` // /proc/<pid>/stat starttime
+	Cmdline   []string  `json:"cmdline"`
+	Binary    string    `json:"binary"`
+	Hash      string    `json:"hash"`
+	StartedAt time.Time `json:"started_at"`
+	LogOffset int64     `json:"log_offset"`
+}
+
+// ours reports whether r.PID still is the process r describes (same start
+// time and argv), alive and not a zombie.
+func (r record) ours() bool {
+	if r.PID <= 1 {
+		return false
+	}
+	pi, err := readProc(r.PID)
+	if err != nil || pi.Zombie {
+		return false
+	}
+	return pi.StartTime == r.StartTime && slices.Equal(pi.Cmdline, r.Cmdline)
+}
+
+func recordPath(dir, name string) string { return filepath.Join(dir, name+".json") }
+
+// writeRecord writes r atomically: temp file, fsync, rename, fsync dir.
+func writeRecord(dir string, r record) error {
+	b, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encode record: %w", err)
+	}
+	tmp, err := os.CreateTemp(dir, "."+r.Name+".*.tmp")
+	if err != nil {
+		return fmt.Errorf("write record: %w", err)
+	}
+	_, err = tmp.Write(append(b, '\n'))
+	if err == nil {
+		err = tmp.Sync()
+	}
+	err = errors.Join(err, tmp.Close())
+	if err == nil {
+		err = os.Rename(tmp.Name(), recordPath(dir, r.Name))
+	}
+	if err != nil {
+		_ = os.Remove(tmp.Name())
+		return fmt.Errorf("write record: %w", err)
+	}
+	if d, err := os.Open(dir); err == nil {
+		_ = d.Sync()
+		_ = d.Close()
+	}
+	return nil
+}
+
+func removeRecord(dir, name string) {
+	_ = os.Remove(recordPath(dir, name))
+}
+
+// readRecords reads every record in dir. Unreadable records are skipped
+// and returned as errors (they are also removed: nothing can be done
+// with them).
+func readRecords(dir string) (map[string]record, error) {
+	out := map[string]record{}
+	ents, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return out, nil
+	}
+	if err != nil {
+		return out, fmt.Errorf("read records: %w", err)
+	}
+	var errs []error
+	for _, e := range ents {
+		name := e.Name()
+		if e.IsDir() || !strings.HasSuffix(name, ".json") || strings.HasPrefix(name, ".") {
+			continue
+		}
+		p := filepath.Join(dir, name)
+		b, err := os.ReadFile(p)
+		var r record
+		if err == nil {
+			err = json.Unmarshal(b, &r)
+		}
+		if err == nil && r.Name != strings.TrimSuffix(name, ".json") {
+			err = fmt.Errorf("name %q does not match the file", r.Name)
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("read record %s: %w", p, err))
+			_ = os.Remove(p)
+			continue
+		}
+		out[r.Name] = r
+	}
+	return out, errors.Join(errs...)
+}
