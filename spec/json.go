@@ -27,18 +27,22 @@ func parseJSON(data []byte, e *errs) *node {
 		}
 	}
 	n, err := p.value(e, 0)
+	at := p.posOf(int(p.dec.InputOffset()))
 	if err == nil {
-		if _, terr := p.dec.Token(); terr != io.EOF {
-			err = errors.New("unexpected data after the top-level value")
+		var tat pos
+		if _, tat, err = p.next(); err == io.EOF {
+			err = nil
+		} else {
+			at, err = tat, errors.New("unexpected data after the top-level value")
 		}
 	}
 	if err != nil {
-		at := p.posOf(int(p.dec.InputOffset()))
 		var se *json.SyntaxError
 		if errors.As(err, &se) {
-			at = p.posOf(int(se.Offset) - 1)
+			at = p.posOf(int(se.Offset))
 		}
 		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+			at = p.posOf(len(p.data))
 			err = errors.New("unexpected end of JSON")
 		}
 		e.add(at, "", "syntax error: %s", err.Error())

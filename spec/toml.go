@@ -44,7 +44,12 @@ func parseTOML(data []byte, e *errs) (root *node) {
 			cur = t.table(root, ex)
 		case unstable.ArrayTable:
 			empty = false
-			e.add(t.pos(ex.Raw), "", "arrays of tables are not supported in spec files")
+			_, ps := t.keyPath(ex.Key())
+			at := pos{}
+			if len(ps) > 0 {
+				at = ps[0]
+			}
+			e.add(at, "", "arrays of tables are not supported in spec files")
 			cur = &node{kind: kMap} // keep parsing, discard its keys
 		}
 	}

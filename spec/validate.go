@@ -1,11 +1,13 @@
 package spec
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 )
 
@@ -67,6 +69,11 @@ func (s *Spec) Validate(name string, flags *Flags) error {
 	case len(sources) == 0:
 		e.add(pos{}, "", "no model source: set one of model, hf_repo, model_url or a *_default preset (without one llama-server starts as a router)")
 	case len(sources) > 1:
+		// report at the later of the first two in the file
+		slices.SortStableFunc(sources, func(a, b *option) int {
+			pa, pb := s.keyPos(a.key), s.keyPos(b.key)
+			return cmp.Or(cmp.Compare(pa.Line, pb.Line), cmp.Compare(pa.Col, pb.Col))
+		})
 		e.add(s.keyPos(sources[1].key), sources[1].key, "more than one model source (%s and %s): keep exactly one", sources[0].key, sources[1].key)
 	}
 	sortErrors(e.list)

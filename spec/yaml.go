@@ -25,9 +25,14 @@ func parseYAML(data []byte, e *errs) *node {
 	}
 	var docs []*ast.DocumentNode
 	for _, d := range f.Docs {
-		if d != nil && d.Body != nil {
-			docs = append(docs, d)
+		if d == nil || d.Body == nil {
+			continue
 		}
+		switch d.Body.(type) {
+		case *ast.CommentGroupNode, *ast.CommentNode:
+			continue
+		}
+		docs = append(docs, d)
 	}
 	if len(docs) == 0 {
 		return nil
@@ -170,6 +175,9 @@ func yamlMapping(values []*ast.MappingValueNode, at pos, e *errs, depth int) *no
 			val = &node{kind: kNull, at: kat}
 		} else if val = yamlNode(mv.Value, e, depth+1); val == nil {
 			return nil
+		}
+		if val.kind == kNull {
+			val.at = kat
 		}
 		out.keys = append(out.keys, &entry{key: key, at: kat, val: val})
 	}
