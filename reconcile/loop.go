@@ -52,6 +52,7 @@ type Loop struct {
 
 	// Counters and hooks for tests and benchmarks.
 	batches    atomic.Int64 // scans triggered by events or resyncs that changed something
+	scans      atomic.Int64 // every scan
 	beforeSwap func(path string)
 }
 

@@ -153,6 +153,7 @@ func (w *watcher) sync(force, counted bool) (again bool, retryIn time.Duration) 
 	changed, retry := l.apply(res)
 	l.writeMu.Unlock()
 	clear(w.dirty)
+	l.scans.Add(1)
 	if res.err != nil {
 		l.log.Warn().Err(res.err).Msg("specs dir unreadable; keeping the fleet")
 	}
