@@ -201,3 +201,7 @@ func listen(t testing.TB, port int) net.Listener {
 }
 
 var _ = errors.Is
+
+func (st Status) addr() string { return "127.0.0.1:" + strconv.Itoa(st.Port) }
+
+var errDeadline = context.DeadlineExceeded

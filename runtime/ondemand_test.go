@@ -1,0 +1,247 @@
+package runtime
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+func TestPortTakenIsSkipped(t *testing.T) {
+	t.Parallel()
+	m := newManager(t, nil)
+	listen(t, m.opts.PortMin) // another process holds the first port
+	_, st := startRunning(t, m, testConfig("skip"))
+	if st.Port == m.opts.PortMin || st.Restarts != 0 {
+		t.Fatalf("status = %+v, want a port other than %d", st, m.opts.PortMin)
+	}
+}
+
+// The port is free at the bind test but taken when the child binds it:
+// the child exits at once with code 1, and the supervisor retries on
+// another port without counting a crash.
+func TestPortTakenAtExecRetries(t *testing.T) {
+	t.Parallel()
+	m := newManager(t, nil)
+	taken := m.opts.PortMin
+	listen(t, taken)
+	var once sync.Once
+	m.ports.free = func(host string, port int) bool {
+		lie := false
+		if port == taken {
+			once.Do(func() { lie = true })
+		}
+		return lie || portFree(host, port)
+	}
+	events := make(chan Event, 16)
+	s := m.Supervise(testConfig("race"))
+	ch, cancel := s.Subscribe()
+	defer cancel()
+	go func() {
+		for ev := range ch {
+			events <- ev
+		}
+	}()
+	if err := s.Start(ctxT(t, time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	st := waitPhase(t, s, PhaseRunning, 5*time.Second)
+	if st.Port == taken || st.Restarts != 0 || st.LastError != "" {
+		t.Fatalf("status = %+v", st)
+	}
+	cancel()
+	for ev := range events {
+		if ev.To == PhaseBackoff || ev.To == PhaseFailed {
+			t.Fatalf("port conflict counted as a crash: %+v", ev)
+		}
+		if len(events) == 0 {
+			break
+		}
+	}
+	log, err := s.Tail(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "couldn't bind HTTP server socket, hostname: 127.0.0.1, port: " + strconv.Itoa(taken)
+	if !strings.Contains(string(log), want) {
+		t.Fatalf("log has no failed attempt on port %d:\n%s", taken, log)
+	}
+}
+
+func TestIdleStopWaitsForInFlight(t *testing.T) {
+	t.Parallel()
+	m := newManager(t, nil)
+	cfg := testConfig("idle")
+	cfg.OnDemand = true
+	cfg.IdleTimeout = 100 * time.Millisecond
+	s := m.Supervise(cfg)
+	if err := s.Start(ctxT(t, time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	waitPhase(t, s, PhaseSleeping, time.Second)
+	addr, release, err := s.EnsureReady(ctxT(t, 5*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := s.Snapshot()
+	if st.Phase != PhaseRunning || st.InFlight != 1 {
+		t.Fatalf("after EnsureReady: %+v", st)
+	}
+	// Hold the request for several idle timeouts.
+	time.Sleep(350 * time.Millisecond)
+	if now := s.Snapshot(); now.Phase != PhaseRunning || now.PID != st.PID {
+		t.Fatalf("stopped during an in-flight request: %+v", now)
+	}
+	if code, err := chat(addr); err != nil || code != 200 {
+		t.Fatalf("chat = %d, %v", code, err)
+	}
+	ended := time.Now()
+	release()
+	release() // idempotent
+	if n := s.Snapshot().InFlight; n != 0 {
+		t.Fatalf("InFlight = %d after release", n)
+	}
+	waitPhase(t, s, PhaseSleeping, 2*time.Second)
+	if el := time.Since(ended); el < 100*time.Millisecond {
+		t.Fatalf("slept %s after the last request, before the idle timeout", el)
+	}
+	if alive(st.PID) {
+		t.Fatalf("pid %d alive while sleeping", st.PID)
+	}
+	// And wakes again.
+	_, release, err = s.EnsureReady(ctxT(t, 5*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	release()
+}
+
+func TestConcurrentEnsureReadyOneProcess(t *testing.T) {
+	t.Parallel()
+	m := newManager(t, nil)
+	cfg := testConfig("herd", "FAKELLAMA_LOAD_DELAY=100ms")
+	cfg.OnDemand = true
+	s := m.Supervise(cfg)
+	events, cancel := s.Subscribe()
+	defer cancel()
+	if err := s.Start(ctxT(t, time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	const n = 20
+	addrs := make([]string, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			var release func()
+			addrs[i], release, errs[i] = s.EnsureReady(ctxT(t, 5*time.Second))
+			if release != nil {
+				defer release()
+			}
+		})
+	}
+	wg.Wait()
+	for i := range n {
+		if errs[i] != nil || addrs[i] != addrs[0] {
+			t.Fatalf("caller %d: %q, %v (caller 0: %q)", i, addrs[i], errs[i], addrs[0])
+		}
+	}
+	cancel()
+	starts := 0
+	for ev := range events {
+		if ev.To == PhaseStarting {
+			starts++
+		}
+	}
+	if starts != 1 {
+		t.Fatalf("%d starts, want 1", starts)
+	}
+}
+
+func TestEnsureReadyContextEnds(t *testing.T) {
+	t.Parallel()
+	m := newManager(t, nil)
+	cfg := testConfig("waiting", "FAKELLAMA_LOAD_DELAY=1m")
+	cfg.OnDemand = true
+	s := m.Supervise(cfg)
+	if err := s.Start(ctxT(t, time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err := s.EnsureReady(ctxT(t, 100*time.Millisecond))
+	if !errors.Is(err, errDeadline) {
+		t.Fatalf("EnsureReady = %v, want deadline exceeded", err)
+	}
+	if st := s.Snapshot(); st.Phase != PhaseStarting || st.InFlight != 0 {
+		t.Fatalf("status = %+v", st)
+	}
+}
+
+func TestUpdate(t *testing.T) {
+	t.Parallel()
+	m := newManager(t, nil)
+	pidFile := filepath.Join(t.TempDir(), "pid")
+	cfg := testConfig("upd", "FAKELLAMA_PID_FILE="+pidFile, "FAKELLAMA_LOAD_DELAY=50ms")
+	s, st := startRunning(t, m, cfg)
+
+	// Same hash: applied in place, same process.
+	cfg.RestartDelay = time.Second
+	cfg.IdleTimeout = time.Hour
+	if err := s.Update(ctxT(t, time.Second), cfg); err != nil {
+		t.Fatal(err)
+	}
+	if now := s.Snapshot(); now.PID != st.PID || now.Phase != PhaseRunning {
+		t.Fatalf("in-place update restarted: %+v", now)
+	}
+
+	// New hash with a request in flight: the old process serves it to
+	// the end; a request arriving meanwhile waits for the new process.
+	addr, release, err := s.EnsureReady(ctxT(t, time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Hash = "h2"
+	if err := s.Update(ctxT(t, time.Second), cfg); err != nil {
+		t.Fatal(err)
+	}
+	type result struct {
+		addr string
+		err  error
+		at   time.Time
+	}
+	late := make(chan result, 1)
+	go func() {
+		a, rel, err := s.EnsureReady(ctxT(t, 5*time.Second))
+		if rel != nil {
+			rel()
+		}
+		late <- result{a, err, time.Now()}
+	}()
+	time.Sleep(100 * time.Millisecond)
+	if now := s.Snapshot(); now.PID != st.PID || now.Phase != PhaseStopping || now.InFlight < 1 {
+		t.Fatalf("while draining: %+v", now)
+	}
+	if code, err := chat(addr); err != nil || code != 200 {
+		t.Fatalf("in-flight request on the old process = %d, %v", code, err)
+	}
+	released := time.Now()
+	release()
+	r := <-late
+	if r.err != nil || r.at.Before(released) {
+		t.Fatalf("late EnsureReady = %+v (released at %s)", r, released)
+	}
+	now := s.Snapshot()
+	if now.PID == st.PID || now.Hash != "h2" || now.Phase != PhaseRunning || now.Restarts != 0 {
+		t.Fatalf("after update: %+v", now)
+	}
+	if alive(st.PID) {
+		t.Fatalf("old pid %d alive", st.PID)
+	}
+	if b, err := os.ReadFile(pidFile); err != nil || strings.TrimSpace(string(b)) == "" {
+		t.Fatalf("pid file: %v", err)
+	}
+	_ = r.addr
+}
