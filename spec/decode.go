@@ -63,14 +63,24 @@ func FormatOf(path string) (f Format, ok bool) {
 // The positions of keys are kept in the Spec so that Validate can locate
 // its errors too.
 func Decode(data []byte, f Format, file string) (*Spec, error) {
+	s, e := decode(data, f, file)
+	if len(e.list) > 0 {
+		return nil, e.err()
+	}
+	return s, nil
+}
+
+// decode returns the errors found and, unless the file could not be read
+// as a mapping at all, the spec of the keys that decoded.
+func decode(data []byte, f Format, file string) (*Spec, *errs) {
 	e := &errs{file: file}
 	if len(bytes.TrimSpace(data)) == 0 {
 		e.add(pos{}, "", "empty spec")
-		return nil, e.err()
+		return nil, e
 	}
 	if !utf8.Valid(data) {
 		e.add(pos{}, "", "not valid UTF-8")
-		return nil, e.err()
+		return nil, e
 	}
 	var root *node
 	switch f {
@@ -82,18 +92,18 @@ func Decode(data []byte, f Format, file string) (*Spec, error) {
 		root = parseTOML(data, e)
 	default:
 		e.add(pos{}, "", "unknown format %q", string(f))
-		return nil, e.err()
+		return nil, e
 	}
-	if len(e.list) > 0 {
-		return nil, e.err()
+	if root == nil && len(e.list) > 0 {
+		return nil, e
 	}
 	if root == nil || (root.kind == kNull) {
 		e.add(pos{}, "", "empty spec")
-		return nil, e.err()
+		return nil, e
 	}
 	if root.kind != kMap {
 		e.add(root.at, "", "a spec must be a mapping of keys, got %s", root.kind)
-		return nil, e.err()
+		return nil, e
 	}
 	s := &Spec{src: &source{file: file, keys: map[string]pos{}, vals: map[string]pos{}}}
 	for _, ent := range root.keys {
@@ -110,10 +120,7 @@ func Decode(data []byte, f Format, file string) (*Spec, error) {
 		s.src.vals[ent.key] = ent.val.at
 		setOption(s, o, ent, e)
 	}
-	if len(e.list) > 0 {
-		return nil, e.err()
-	}
-	return s, nil
+	return s, e
 }
 
 func typeErr(e *errs, at pos, key string, want optKind, got *node) {

@@ -166,11 +166,24 @@ func ValidateFile(path string, flags *Flags) error {
 	if err != nil {
 		return ErrorList{{File: path, Msg: fmt.Sprintf("read spec: %v", err)}}
 	}
-	s, err := Decode(data, f, path)
-	if err != nil {
-		return err
+	s, e := decode(data, f, path)
+	if s == nil {
+		return e.err()
 	}
-	return s.Validate(Stem(path), flags)
+	if len(e.list) == 0 {
+		return s.Validate(Stem(path), flags)
+	}
+	// Report the keys that decoded too, except the model-source check,
+	// which a key with a type error would falsely trip.
+	if verr, ok := AsList(s.Validate(Stem(path), flags)); ok {
+		for _, ve := range verr {
+			if !strings.HasPrefix(ve.Msg, "no model source") {
+				e.list = append(e.list, ve)
+			}
+		}
+	}
+	sortErrors(e.list)
+	return e.err()
 }
 
 // Stem returns the instance name of a spec file: its base name without
