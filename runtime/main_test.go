@@ -205,3 +205,11 @@ var _ = errors.Is
 func (st Status) addr() string { return "127.0.0.1:" + strconv.Itoa(st.Port) }
 
 var errDeadline = context.DeadlineExceeded
+
+func killPID(pid int) error {
+	p, err := os.FindProcess(pid)
+	if err != nil {
+		return err
+	}
+	return p.Kill()
+}
