@@ -528,13 +528,19 @@ func (s *Supervisor) crashed(reason string, starting bool) {
 		s.toFailed(fmt.Sprintf("gave up after %d restarts: %s", cfg.MaxRestarts, reason))
 		return
 	}
-	d := cfg.RestartDelay
-	for i := 1; i < ls.restarts && d < s.m.opts.MaxRestartDelay; i++ {
-		d *= 2
-	}
-	d = min(d, s.m.opts.MaxRestartDelay)
+	d := backoffDelay(cfg.RestartDelay, s.m.opts.MaxRestartDelay, ls.restarts)
 	ls.backoffT.Reset(d)
 	s.setPhase(PhaseBackoff, fmt.Sprintf("restart %d in %s: %s", ls.restarts, d, reason))
+}
+
+// backoffDelay is the wait before restart number n (1-based): base doubled
+// n-1 times, capped at max.
+func backoffDelay(base, max time.Duration, n int) time.Duration {
+	d := base
+	for i := 1; i < n && d < max; i++ {
+		d *= 2
+	}
+	return min(d, max)
 }
 
 func (s *Supervisor) toFailed(reason string) {
