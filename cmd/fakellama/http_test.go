@@ -219,29 +219,32 @@ func isConnReset(err error) bool {
 }
 
 func TestStreamTokensFlushedIndividually(t *testing.T) {
-	p := startFake(t, []string{"FAKELLAMA_TOKENS=3", "FAKELLAMA_TOKEN_DELAY=150ms"}, "-m", "a.gguf")
+	const delay = 100 * time.Millisecond
+	p := startFake(t, []string{"FAKELLAMA_TOKENS=3", "FAKELLAMA_TOKEN_DELAY=" + delay.String()}, "-m", "a.gguf")
 	c := newClient(t)
 	waitReady(t, p, c)
-	req, err := http.NewRequest("POST", p.url("/v1/chat/completions"), strings.NewReader(`{"stream":true}`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	start := time.Now()
-	res, err := c.Do(req)
+	res, err := c.Post(p.url("/v1/chat/completions"), "application/json", strings.NewReader(`{"stream":true}`))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer res.Body.Close()
+	// If every token is flushed on its own, the first token arrives at
+	// least two token delays before [DONE]; a buffered stream arrives at once.
 	sc := bufio.NewScanner(res.Body)
-	var firstToken time.Duration
+	var first, done time.Time
 	for sc.Scan() {
-		if strings.Contains(sc.Text(), `"delta":{"content":`) {
-			firstToken = time.Since(start)
-			break
+		switch line := sc.Text(); {
+		case first.IsZero() && strings.Contains(line, `"delta":{"content":`):
+			first = time.Now()
+		case line == "data: [DONE]":
+			done = time.Now()
 		}
 	}
-	if firstToken == 0 || firstToken > 280*time.Millisecond {
-		t.Errorf("first token after %s, want about 150ms (flushed before the rest)", firstToken)
+	if first.IsZero() || done.IsZero() {
+		t.Fatalf("stream lacks a token or [DONE] (err %v)", sc.Err())
+	}
+	if spread := done.Sub(first); spread < 2*delay*9/10 {
+		t.Errorf("first token only %s before [DONE], want >= ~%s", spread, 2*delay)
 	}
 }
 
