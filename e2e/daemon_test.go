@@ -1,0 +1,363 @@
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// fleetDir is the on-disk state one or more daemons share: the specs
+// directory, the data directory, and where fakellama children write their
+// pid and argv files. Root also marks every child (its environment holds
+// the path), so children can be found in /proc and cleaned up.
+type fleetDir struct {
+	Root     string
+	SpecsDir string
+	DataDir  string
+	PidDir   string
+	// PortMin and PortMax are the daemons' port range for instances.
+	PortMin, PortMax int
+}
+
+// newFleetDir creates the directories under a fresh t.TempDir. It
+// registers a cleanup that kills every fakellama child marked with the
+// root, so nothing outlives the test even when it fails.
+func newFleetDir(t *testing.T) *fleetDir {
+	t.Helper()
+	root := t.TempDir()
+	fd := &fleetDir{
+		Root:     root,
+		SpecsDir: filepath.Join(root, "specs"),
+		DataDir:  filepath.Join(root, "data"),
+		PidDir:   filepath.Join(root, "pids"),
+	}
+	fd.PortMin, fd.PortMax = nextPortRange()
+	for _, d := range []string{fd.SpecsDir, fd.DataDir, fd.PidDir} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatalf("create %s: %v", d, err)
+		}
+	}
+	t.Cleanup(func() { fd.killChildren(t) })
+	return fd
+}
+
+// daemon is one running "llamactl serve" as seen from one test: its
+// helpers report failures to t. Use on to get a view for a subtest.
+type daemon struct {
+	t   *testing.T
+	fd  *fleetDir
+	URL string // http://127.0.0.1:PORT, from the ready log line
+	*proc
+}
+
+// proc is the daemon process, shared by every view of it.
+type proc struct {
+	owner *testing.T // the test that started it; its cleanup ends it
+	fd    *fleetDir
+	cmd   *exec.Cmd
+	log   *logBuffer
+
+	done     chan struct{} // closed when the process has been waited for
+	waitErr  error         // written by the waiter before done is closed
+	readDone chan struct{} // closed when the log reader has finished
+	readPipe *os.File
+}
+
+// on returns a view of d whose helpers report to t (a subtest).
+func (d *daemon) on(t *testing.T) *daemon {
+	c := *d
+	c.t = t
+	return &c
+}
+
+// daemonOpts tune startDaemon.
+type daemonOpts struct {
+	Env  map[string]string // extra environment, LLAMACTL_* overrides
+	Args []string          // extra serve flags
+}
+
+// baseEnv is the daemon environment: the test's own without any
+// LLAMACTL_* variable, plus fast settings for tests.
+func (fd *fleetDir) baseEnv(extra map[string]string) []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "LLAMACTL_") && !strings.HasPrefix(kv, "FAKELLAMA_") {
+			env = append(env, kv)
+		}
+	}
+	vars := map[string]string{
+		"LLAMACTL_LOG_FORMAT":                     "json",
+		"LLAMACTL_RECONCILE_DEBOUNCE":             "50ms",
+		"LLAMACTL_DEFAULTS_RESTART_DELAY_SECONDS": "0",
+		"LLAMACTL_DEFAULTS_STOP_TIMEOUT":          "3s",
+		"LLAMACTL_SHUTDOWN_DRAIN_TIMEOUT":         "2s",
+		"LLAMACTL_PORT_RANGE_MIN":                 strconv.Itoa(fd.PortMin),
+		"LLAMACTL_PORT_RANGE_MAX":                 strconv.Itoa(fd.PortMax),
+		"E2E_FLEET_ROOT":                          fd.Root,
+	}
+	for k, v := range extra {
+		vars[k] = v
+	}
+	for k, v := range vars {
+		env = append(env, k+"="+v)
+	}
+	return env
+}
+
+// startDaemon runs "llamactl serve" on fd and waits for its ready line.
+// A cleanup kills the daemon (if still running) and every child of fd.
+func startDaemon(t *testing.T, fd *fleetDir, opts daemonOpts) *daemon {
+	t.Helper()
+	args := []string{"serve",
+		"--specs", fd.SpecsDir,
+		"--listen", "127.0.0.1:0",
+		"--data-dir", fd.DataDir,
+		"--llama-server", fakellamaBin,
+	}
+	args = append(args, opts.Args...)
+	cmd := exec.Command(llamactlBin, args...)
+	cmd.Env = fd.baseEnv(opts.Env)
+	cmd.Dir = fd.Root
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatalf("create pipe: %v", err)
+	}
+	cmd.Stdout, cmd.Stderr = w, w
+	if err := cmd.Start(); err != nil {
+		r.Close()
+		w.Close()
+		t.Fatalf("start llamactl: %v", err)
+	}
+	w.Close()
+	p := &proc{
+		owner: t, fd: fd, cmd: cmd,
+		log:      &logBuffer{ready: make(chan string, 1)},
+		done:     make(chan struct{}),
+		readDone: make(chan struct{}),
+		readPipe: r,
+	}
+	go func() {
+		defer close(p.readDone)
+		p.log.consume(r)
+	}()
+	go func() {
+		p.waitErr = cmd.Wait()
+		close(p.done)
+	}()
+	t.Cleanup(p.cleanup)
+	d := &daemon{t: t, fd: fd, proc: p}
+
+	select {
+	case addr := <-d.log.ready:
+		d.URL = "http://" + addr
+	case <-d.done:
+		t.Fatalf("llamactl exited before it was ready (%v); output:\n%s", d.waitErr, d.log.String())
+	case <-time.After(60 * time.Second):
+		t.Fatalf("llamactl not ready after 60s; output:\n%s", d.log.String())
+	}
+	return d
+}
+
+// cleanup kills the daemon and every child, then waits for the log reader.
+func (d *proc) cleanup() {
+	select {
+	case <-d.done:
+	default:
+		_ = d.cmd.Process.Kill()
+	}
+	select {
+	case <-d.done:
+	case <-time.After(10 * time.Second):
+		d.owner.Errorf("llamactl pid %d did not exit after SIGKILL", d.cmd.Process.Pid)
+	}
+	d.fd.killChildren(d.owner)
+	select {
+	case <-d.readDone:
+	case <-time.After(5 * time.Second):
+		// A leftover process still holds the pipe; stop reading.
+		d.readPipe.Close()
+		<-d.readDone
+	}
+	d.readPipe.Close()
+	if d.owner.Failed() {
+		d.owner.Logf("llamactl output (pid %d):\n%s", d.cmd.Process.Pid, d.log.String())
+	}
+	if out := d.log.String(); strings.Contains(out, "WARNING: DATA RACE") {
+		d.owner.Errorf("llamactl reported a data race:\n%s", out)
+	}
+}
+
+// signal sends sig to the daemon.
+func (d *daemon) signal(sig syscall.Signal) {
+	d.t.Helper()
+	if err := d.cmd.Process.Signal(sig); err != nil {
+		d.t.Fatalf("signal llamactl: %v", err)
+	}
+}
+
+// wait waits for the daemon to exit and returns its exit code (-1 when
+// killed by a signal).
+func (d *daemon) wait(timeout time.Duration) int {
+	d.t.Helper()
+	select {
+	case <-d.done:
+	case <-time.After(timeout):
+		d.t.Fatalf("llamactl did not exit within %s; output:\n%s", timeout, d.log.String())
+	}
+	if d.waitErr == nil {
+		return 0
+	}
+	var ee *exec.ExitError
+	if errors.As(d.waitErr, &ee) {
+		return ee.ExitCode()
+	}
+	d.t.Fatalf("wait for llamactl: %v", d.waitErr)
+	return -1
+}
+
+// logBuffer collects the daemon's output and announces the listen
+// address of the first "llamactl ready" line.
+type logBuffer struct {
+	mu    sync.Mutex
+	buf   bytes.Buffer
+	ready chan string
+	seen  bool
+}
+
+func (l *logBuffer) consume(r *os.File) {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 4<<20)
+	for sc.Scan() {
+		line := sc.Bytes()
+		l.mu.Lock()
+		l.buf.Write(line)
+		l.buf.WriteByte('\n')
+		l.mu.Unlock()
+		var rec struct {
+			Message string `json:"message"`
+			Listen  string `json:"listen"`
+		}
+		if !l.seen && json.Unmarshal(line, &rec) == nil && rec.Message == "llamactl ready" && rec.Listen != "" {
+			l.seen = true
+			l.ready <- rec.Listen
+		}
+	}
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
+}
+
+// lines returns the JSON log records whose message contains substr.
+func (l *logBuffer) records(substr string) []map[string]any {
+	var out []map[string]any
+	for _, line := range strings.Split(l.String(), "\n") {
+		var rec map[string]any
+		if json.Unmarshal([]byte(line), &rec) != nil {
+			continue
+		}
+		if m, _ := rec["message"].(string); strings.Contains(m, substr) {
+			out = append(out, rec)
+		}
+	}
+	return out
+}
+
+// pidFile is where the child of instance name writes its pid.
+func (fd *fleetDir) pidFile(name string) string {
+	return filepath.Join(fd.PidDir, name+".pid")
+}
+
+// argvFile is where the child of instance name writes its argv.
+func (fd *fleetDir) argvFile(name string) string {
+	return filepath.Join(fd.PidDir, name+".argv.json")
+}
+
+// specYAML is a minimal YAML spec for instance name whose child reports
+// its pid and argv; extra lines are appended (top-level keys).
+func (fd *fleetDir) specYAML(name string, env map[string]string, extra ...string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "# instance %s\nmodel: /models/%s.gguf\nenv:\n", name, name)
+	for _, kv := range fd.childEnv(name, env) {
+		fmt.Fprintf(&b, "  %s: %q\n", kv[0], kv[1])
+	}
+	for _, l := range extra {
+		b.WriteString(l)
+		b.WriteByte('\n')
+	}
+	return b.String()
+}
+
+// childEnv is the spec env of instance name, sorted by key: the pid and
+// argv files plus extra.
+func (fd *fleetDir) childEnv(name string, extra map[string]string) [][2]string {
+	env := map[string]string{
+		"FAKELLAMA_PID_FILE":  fd.pidFile(name),
+		"FAKELLAMA_ARGV_FILE": fd.argvFile(name),
+	}
+	for k, v := range extra {
+		env[k] = v
+	}
+	keys := make([]string, 0, len(env))
+	for k := range env {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	out := make([][2]string, len(keys))
+	for i, k := range keys {
+		out[i] = [2]string{k, env[k]}
+	}
+	return out
+}
+
+// childEnvMap is childEnv as a map.
+func (fd *fleetDir) childEnvMap(name string, extra map[string]string) map[string]string {
+	m := map[string]string{}
+	for _, kv := range fd.childEnv(name, extra) {
+		m[kv[0]] = kv[1]
+	}
+	return m
+}
+
+// writeSpec writes file (relative to the specs dir) atomically: the
+// content goes to a temp file outside the specs dir and is renamed in,
+// so the watcher never sees a partial file.
+func (fd *fleetDir) writeSpec(t *testing.T, file, content string) {
+	t.Helper()
+	tmp, err := os.CreateTemp(fd.Root, "spec-*.tmp")
+	if err != nil {
+		t.Fatalf("create temp spec: %v", err)
+	}
+	_, werr := tmp.WriteString(content)
+	cerr := tmp.Close()
+	if werr != nil || cerr != nil {
+		t.Fatalf("write temp spec: %v", errors.Join(werr, cerr))
+	}
+	if err := os.Rename(tmp.Name(), filepath.Join(fd.SpecsDir, file)); err != nil {
+		t.Fatalf("rename spec into place: %v", err)
+	}
+}
+
+// readSpec returns the content of file in the specs dir.
+func (fd *fleetDir) readSpec(t *testing.T, file string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(fd.SpecsDir, file))
+	if err != nil {
+		t.Fatalf("read spec: %v", err)
+	}
+	return b
+}

@@ -1,0 +1,116 @@
+package e2e
+
+import (
+	"fmt"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestDaemonRestart (7) kills or stops the daemon and starts a new one on
+// the same specs and data directories: every instance is served again by
+// exactly one process, either the adopted old one or a fresh one (the old
+// one gone).
+func TestDaemonRestart(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name   string
+		keep   bool
+		signal syscall.Signal
+		// adopt: the new daemon must adopt the very same process.
+		adopt bool
+	}{
+		{"SIGKILL_KeepChildren", true, syscall.SIGKILL, false},
+		{"SIGKILL_StopChildren", false, syscall.SIGKILL, false},
+		{"SIGTERM_KeepChildren", true, syscall.SIGTERM, true},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			fd := newFleetDir(t)
+			opts := daemonOpts{Env: map[string]string{"LLAMACTL_SHUTDOWN_KEEP_CHILDREN": fmt.Sprint(c.keep)}}
+			names := []string{"survivor", "second"}
+			for _, n := range names {
+				fd.writeSpec(t, n+".yaml", fd.specYAML(n, nil))
+			}
+			d1 := startDaemon(t, fd, opts)
+			before := map[string]instance{}
+			for _, n := range names {
+				before[n] = d1.waitHealthy(n)
+			}
+
+			d1.signal(c.signal)
+			code := d1.wait(20 * time.Second)
+			if c.signal == syscall.SIGTERM && code != 0 {
+				t.Fatalf("llamactl exit code %d after SIGTERM, want 0", code)
+			}
+			if c.adopt {
+				for _, n := range names {
+					if !alive(before[n].PID) {
+						t.Fatalf("%s: pid %d did not survive a shutdown with keep_children", n, before[n].PID)
+					}
+				}
+			}
+
+			d2 := startDaemon(t, fd, opts)
+			for _, n := range names {
+				old := before[n].PID
+				inst := d2.waitHealthy(n)
+				if c.adopt && inst.PID != old {
+					t.Errorf("%s: new daemon runs pid %d, want the kept pid %d adopted", n, inst.PID, old)
+				}
+				// Exactly one llama-server for the instance, and it is the
+				// one the API reports.
+				waitFor(t, 10*time.Second, n+" to have exactly one process", func() (bool, string) {
+					pids := fd.instancePids(n)
+					return len(pids) == 1 && pids[0] == inst.PID, fmt.Sprintf("live %v, API pid %d", pids, inst.PID)
+				})
+				if inst.PID == old {
+					t.Logf("%s: adopted pid %d", n, old)
+				} else {
+					t.Logf("%s: restarted as pid %d (was %d)", n, inst.PID, old)
+					waitGone(t, old, n+"'s process of the killed daemon")
+				}
+				d2.expectServedBy(d2.chat(n), inst.PID, n+" served by the new daemon")
+			}
+			all := fd.children()
+			if len(all) != len(names) {
+				t.Errorf("live fakellama processes %v, want one per instance (%v)", all, names)
+			}
+		})
+	}
+}
+
+// TestShutdown (9): SIGTERM makes llamactl exit 0 with every child gone,
+// including one that ignores SIGTERM (it gets SIGKILL after stop_timeout).
+func TestShutdown(t *testing.T) {
+	t.Parallel()
+	fd := newFleetDir(t)
+	fd.writeSpec(t, "one.yaml", fd.specYAML("one", nil))
+	fd.writeSpec(t, "two.yaml", fd.specYAML("two", nil))
+	fd.writeSpec(t, "stubborn.yaml", fd.specYAML("stubborn",
+		map[string]string{"FAKELLAMA_IGNORE_SIGTERM": "1"}, "stop_timeout: 1"))
+	d := startDaemon(t, fd, daemonOpts{})
+	var pids []int
+	for _, n := range []string{"one", "two", "stubborn"} {
+		pids = append(pids, d.waitHealthy(n).PID)
+	}
+
+	start := time.Now()
+	d.signal(syscall.SIGTERM)
+	if code := d.wait(30 * time.Second); code != 0 {
+		t.Errorf("llamactl exit code %d after SIGTERM, want 0", code)
+	}
+	t.Logf("shutdown took %s", time.Since(start).Round(time.Millisecond))
+	for _, pid := range pids {
+		if alive(pid) {
+			t.Errorf("child pid %d outlived llamactl", pid)
+		}
+	}
+	if left := fd.children(); len(left) > 0 {
+		t.Errorf("fakellama processes left behind: %v", left)
+	}
+	if recs := d.log.records("llamactl stopped"); len(recs) != 1 {
+		t.Errorf("want one \"llamactl stopped\" log line, got %d", len(recs))
+	}
+}

@@ -1,0 +1,98 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+)
+
+// Paths of the binaries under test, built once by TestMain.
+var (
+	llamactlBin  string
+	fakellamaBin string
+)
+
+// portBase is the first port of the ranges handed to daemons (see
+// nextPortRange); it is random so that concurrent runs rarely collide.
+var (
+	portBase  = 20000 + 64*rand.IntN(100)
+	portSlots atomic.Int32
+)
+
+// portsPerDaemon is the size of each daemon's port range.
+const portsPerDaemon = 32
+
+// nextPortRange returns a port range no other daemon of this run uses.
+func nextPortRange() (lo, hi int) {
+	i := int(portSlots.Add(1)) - 1
+	lo = portBase + i*portsPerDaemon
+	return lo, lo + portsPerDaemon - 1
+}
+
+// client talks to the daemons. Keep-alives are off so that no idle
+// connection goroutine outlives a test (goleak).
+var client = &http.Client{
+	Transport: &http.Transport{DisableKeepAlives: true, ResponseHeaderTimeout: 30 * time.Second},
+	Timeout:   30 * time.Second,
+}
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "llamactl-e2e-bin-")
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "e2e: create build dir: %v\n", err)
+		os.Exit(1)
+	}
+	if err := buildBinaries(dir); err != nil {
+		fmt.Fprintf(os.Stderr, "e2e: %v\n", err)
+		os.RemoveAll(dir)
+		os.Exit(1)
+	}
+	goleak.VerifyTestMain(mainRunner{m: m, dir: dir})
+}
+
+// mainRunner runs the tests and then removes the build directory, before
+// goleak looks for leftover goroutines.
+type mainRunner struct {
+	m   *testing.M
+	dir string
+}
+
+func (r mainRunner) Run() int {
+	code := r.m.Run()
+	client.CloseIdleConnections()
+	os.RemoveAll(r.dir)
+	return code
+}
+
+// buildBinaries builds llamactl and fakellama into dir. A build failure
+// fails the whole package: these tests never skip.
+func buildBinaries(dir string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	llamactlBin = filepath.Join(dir, "llamactl")
+	fakellamaBin = filepath.Join(dir, "fakellama")
+	for _, b := range []struct{ out, pkg string }{
+		{llamactlBin, "llamactl/cmd/llamactl"},
+		{fakellamaBin, "llamactl/cmd/fakellama"},
+	} {
+		args := []string{"build"}
+		if raceEnabled {
+			args = append(args, "-race")
+		}
+		args = append(args, "-o", b.out, b.pkg)
+		cmd := exec.CommandContext(ctx, "go", args...)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("build %s: %w\n%s", b.pkg, err, out)
+		}
+	}
+	return nil
+}
