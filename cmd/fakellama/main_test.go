@@ -436,3 +436,27 @@ func TestLongLine(t *testing.T) {
 		t.Errorf("found %d lines of %d bytes, want >= 2", count, n)
 	}
 }
+
+func TestSIGTERMDuringStream(t *testing.T) {
+	p := startFake(t, []string{"FAKELLAMA_TOKEN_DELAY=1s", "FAKELLAMA_TOKENS=30"}, "-m", "a.gguf")
+	c := newClient(t)
+	waitReady(t, p, c)
+	res, err := c.Post(p.url("/v1/chat/completions"), "application/json", strings.NewReader(`{"stream":true}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	start := time.Now()
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if code := p.exitCode(t, 3*time.Second); code != 0 {
+		t.Fatalf("exit code %d, want 0", code)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("shutdown with an open stream took %s", d)
+	}
+	if _, err := io.ReadAll(res.Body); err == nil {
+		t.Error("stream ended cleanly although the server stopped mid-stream")
+	}
+}
