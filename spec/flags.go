@@ -16,6 +16,8 @@ type Flags struct {
 	// takesValue maps every flag spelling (long and short) to whether it
 	// takes a value.
 	takesValue map[string]bool
+	// desc is the first line of each flag's description.
+	desc map[string]string
 }
 
 // RecordedVersion is the llama-server build whose --help is built in and
@@ -45,16 +47,22 @@ var (
 // followed by a value placeholder, then (after two or more spaces) the
 // description.
 func ParseHelp(help string) *Flags {
-	f := &Flags{takesValue: map[string]bool{}}
-	for _, line := range strings.Split(help, "\n") {
+	f := &Flags{takesValue: map[string]bool{}, desc: map[string]string{}}
+	lines := strings.Split(help, "\n")
+	for li, line := range lines {
 		line = strings.TrimRight(line, " \r\t")
 		if !strings.HasPrefix(line, "-") || strings.HasPrefix(line, "---") {
 			continue
 		}
 		segs := gapRE.Split(line, -1)
 		head := segs[0]
-		for i := 1; i < len(segs) && strings.HasSuffix(head, ","); i++ {
+		i := 1
+		for ; i < len(segs) && strings.HasSuffix(head, ","); i++ {
 			head += " " + segs[i]
+		}
+		desc := strings.Join(segs[min(i, len(segs)):], " ")
+		if desc == "" && li+1 < len(lines) && strings.HasPrefix(lines[li+1], " ") {
+			desc = strings.TrimSpace(lines[li+1])
 		}
 		var names []string
 		value := false
@@ -75,6 +83,7 @@ func ParseHelp(help string) *Flags {
 		}
 		for _, n := range names {
 			f.takesValue[n] = value
+			f.desc[n] = desc
 		}
 	}
 	return f
@@ -109,6 +118,14 @@ func (f *Flags) List() []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// Description returns the first line of flag's description in --help.
+func (f *Flags) Description(flag string) string {
+	if f == nil {
+		f = recorded
+	}
+	return f.desc[flag]
 }
 
 func (f *Flags) version() string {
