@@ -3,6 +3,7 @@ package reconcile
 import (
 	"context"
 	"errors"
+	"os"
 	"path/filepath"
 	"time"
 
@@ -23,7 +24,7 @@ type watcher struct {
 	fs         *fsnotify.Watcher
 	anchor     string              // folder holding the link or the specs dir
 	anchorName string              // base name of the link or specs dir
-	watched    map[string]struct{} // folders currently watched
+	watched    map[string]os.FileInfo // folders currently watched, as they were when added
 	dirty      map[string]struct{} // paths named by events since the last scan
 	pending    bool                // events wait for the debounce timer
 	first      time.Time           // first event of the pending batch
@@ -38,7 +39,7 @@ func newWatcher(l *Loop) (*watcher, error) {
 	w := &watcher{
 		l:       l,
 		fs:      fsw,
-		watched: map[string]struct{}{},
+		watched: map[string]os.FileInfo{},
 		dirty:   map[string]struct{}{},
 		maxWait: 10 * l.opts.Debounce,
 	}
@@ -174,9 +175,10 @@ func (w *watcher) sync(force, counted bool) (again bool, retryIn time.Duration) 
 }
 
 // rewatch watches the anchor and every folder of a successful scan and
-// drops watches of folders that are gone. It reports whether a folder was
-// newly added (files created in it before the watch may be missed by the
-// scan that listed it).
+// drops watches of folders that are gone. A folder replaced by another
+// under the same path (mv new specs) is watched anew. It reports whether a
+// folder was newly added (files created in it before the watch may be
+// missed by the scan that listed it).
 func (w *watcher) rewatch(res scanResult) (added bool) {
 	want := map[string]struct{}{w.anchor: {}}
 	if res.err == nil {
@@ -188,8 +190,13 @@ func (w *watcher) rewatch(res scanResult) (added bool) {
 			want[d] = struct{}{} // keep what we have until a good read
 		}
 	}
-	for d := range w.watched {
-		if _, ok := want[d]; !ok {
+	for d, fi := range w.watched {
+		_, keep := want[d]
+		if keep {
+			now, err := os.Stat(d)
+			keep = err == nil && os.SameFile(fi, now)
+		}
+		if !keep {
 			_ = w.fs.Remove(d) // fails when the folder is already gone
 			delete(w.watched, d)
 		}
@@ -198,11 +205,15 @@ func (w *watcher) rewatch(res scanResult) (added bool) {
 		if _, ok := w.watched[d]; ok {
 			continue
 		}
-		if err := w.fs.Add(d); err != nil {
+		fi, err := os.Stat(d)
+		if err == nil {
+			err = w.fs.Add(d)
+		}
+		if err != nil {
 			w.l.log.Debug().Err(err).Str("dir", d).Msg("watch folder")
 			continue
 		}
-		w.watched[d] = struct{}{}
+		w.watched[d] = fi
 		if d != w.anchor {
 			added = true
 		}

@@ -1,0 +1,160 @@
+package reconcile
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// gitSync simulates one git-sync round under root: a new worktree folder
+// with files, a temporary symlink renamed over root/repo, and the old
+// worktree removed.
+func gitSync(t *testing.T, root, rev string, files map[string]string, old string) {
+	t.Helper()
+	wt := filepath.Join(root, ".worktrees", rev)
+	for name, data := range files {
+		writeFile(t, filepath.Join(wt, name), data)
+	}
+	tmp := filepath.Join(root, "tmp-link")
+	must(t, os.Symlink(filepath.Join(".worktrees", rev), tmp))
+	must(t, os.Rename(tmp, filepath.Join(root, "repo")))
+	if old != "" {
+		must(t, os.RemoveAll(filepath.Join(root, ".worktrees", old)))
+	}
+}
+
+func TestGitSyncSwap(t *testing.T) {
+	root := t.TempDir()
+	gitSync(t, root, "1111aaaa", map[string]string{
+		"models/a.yaml":  model("a"),
+		"models/b.yaml":  model("b"),
+		"models/c.yaml":  model("c"),
+		"models/d.yaml":  model("d"),
+		"README.md":      "# fleet\n",
+		"models/e.yaml~": "backup",
+	}, "")
+	specs := filepath.Join(root, "repo", "models")
+	l, procs := newFakeLoop(t, specs, nil)
+	settle(t, l)
+	if ds := l.Status(); ds.Revision != "1111aaaa" || !ds.ReadOnly || ds.Error != "" || ds.Instances != 4 {
+		t.Fatalf("daemon status = %+v", ds)
+	}
+	sups := map[string]*fakeSup{}
+	for _, n := range []string{"a", "b", "c", "d"} {
+		sups[n] = procs.sup(n)
+	}
+	batches := l.batches.Load()
+
+	// b changes, c is removed, e is new, a and d are unchanged (d only in
+	// a comment).
+	gitSync(t, root, "2222bbbb", map[string]string{
+		"models/a.yaml": model("a"),
+		"models/b.yaml": model("b", "ctx_size: 8192"),
+		"models/d.yaml": "# reviewed\n" + model("d"),
+		"models/e.yaml": model("e"),
+	}, "1111aaaa")
+	waitFor(t, "the new revision", func() bool { return l.Status().Revision == "2222bbbb" })
+	waitFor(t, "c removed and e started", func() bool { return procs.sup("c") == nil && procs.sup("e") != nil })
+	settle(t, l)
+	if got := l.batches.Load() - batches; got != 1 {
+		t.Fatalf("batches = %d, want 1", got)
+	}
+	for n, want := range map[string]int{"a": 0, "b": 1, "d": 0} {
+		if s, st, r := sups[n].counts(); s != 1 || st != 0 || r != want {
+			t.Errorf("%s: starts %d stops %d restarts %d, want %d restarts", n, s, st, r, want)
+		}
+		if procs.sup(n) != sups[n] {
+			t.Errorf("%s got a new supervisor", n)
+		}
+	}
+	st, _ := l.Get("b")
+	if st.Revision != "2222bbbb" || st.File != "b.yaml" {
+		t.Fatalf("b = %+v", st)
+	}
+	if _, err := l.Create("x", nil, ""); err == nil || !strings.Contains(err.Error(), "commit") {
+		t.Fatalf("write to a git-sync dir: %v", err)
+	}
+}
+
+func TestDirectoryRemovedAndRestoredPrunesNothing(t *testing.T) {
+	parent := t.TempDir()
+	dir := filepath.Join(parent, "specs")
+	writeFile(t, filepath.Join(dir, "a.yaml"), model("a"))
+	writeFile(t, filepath.Join(dir, "b.yaml"), model("b"))
+	l, procs := newFakeLoop(t, dir, nil)
+	settle(t, l)
+	a, b := procs.sup("a"), procs.sup("b")
+
+	must(t, os.RemoveAll(dir))
+	waitFor(t, "the daemon error", func() bool { return l.Status().Error != "" })
+	// Stay gone for longer than the empty-dir confirmation.
+	time.Sleep(l.emptyConfirm + 100*time.Millisecond)
+	if procs.count() != 2 || len(l.List()) != 2 {
+		t.Fatalf("fleet pruned while the dir was gone: %d processes, %d instances", procs.count(), len(l.List()))
+	}
+
+	writeFile(t, filepath.Join(dir, "a.yaml"), model("a"))
+	writeFile(t, filepath.Join(dir, "b.yaml"), model("b", "ctx_size: 512"))
+	waitFor(t, "the error to clear", func() bool { return l.Status().Error == "" })
+	waitFor(t, "b's change", func() bool { _, _, r := b.counts(); return r == 1 })
+	settle(t, l)
+	if s, st, r := a.counts(); s != 1 || st != 0 || r != 0 {
+		t.Fatalf("a touched: %d %d %d", s, st, r)
+	}
+	// Edits in the new folder are seen.
+	writeFile(t, filepath.Join(dir, "c.yaml"), model("c"))
+	waitFor(t, "c to start", func() bool { return procs.sup("c") != nil })
+}
+
+func TestDirectoryReplacedWholesale(t *testing.T) {
+	parent := t.TempDir()
+	dir := filepath.Join(parent, "specs")
+	writeFile(t, filepath.Join(dir, "a.yaml"), model("a"))
+	writeFile(t, filepath.Join(dir, "b.yaml"), model("b"))
+	l, procs := newFakeLoop(t, dir, nil)
+	settle(t, l)
+	a := procs.sup("a")
+	next := filepath.Join(parent, "specs.new")
+	writeFile(t, filepath.Join(next, "a.yaml"), model("a"))
+	writeFile(t, filepath.Join(next, "c.yaml"), model("c"))
+	must(t, os.Rename(dir, filepath.Join(parent, "specs.old")))
+	must(t, os.Rename(next, dir))
+	waitFor(t, "b removed, c started", func() bool { return procs.sup("b") == nil && procs.sup("c") != nil })
+	settle(t, l)
+	if s, st, r := a.counts(); s != 1 || st != 0 || r != 0 || procs.sup("a") != a {
+		t.Fatalf("a touched: %d %d %d", s, st, r)
+	}
+	writeFile(t, filepath.Join(dir, "d.yaml"), model("d"))
+	waitFor(t, "d in the new folder", func() bool { return procs.sup("d") != nil })
+}
+
+func TestSuddenlyEmptyNeedsAStableRead(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "a.yaml"), model("a"))
+	l, procs := newFakeLoop(t, dir, nil)
+	settle(t, l)
+	must(t, os.Remove(filepath.Join(dir, "a.yaml")))
+	waitFor(t, "the daemon error", func() bool { return strings.Contains(l.Status().Error, "empty") })
+	if procs.sup("a") == nil {
+		t.Fatal("pruned on the first empty read")
+	}
+	waitFor(t, "the confirmed prune", func() bool { return procs.sup("a") == nil })
+	if ds := l.Status(); ds.Error != "" || ds.Instances != 0 {
+		t.Fatalf("daemon status = %+v", ds)
+	}
+}
+
+func TestMissingDirAtStart(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "later")
+	l, procs := newFakeLoop(t, dir, nil)
+	if l.Status().Error == "" {
+		t.Fatal("no error for a missing dir")
+	}
+	writeFile(t, filepath.Join(dir, "a.yaml"), model("a"))
+	waitFor(t, "a to start", func() bool { return procs.sup("a") != nil })
+	if e := l.Status().Error; e != "" {
+		t.Fatalf("error = %q", e)
+	}
+}
