@@ -22,13 +22,13 @@ import (
 type watcher struct {
 	l          *Loop
 	fs         *fsnotify.Watcher
-	anchor     string              // folder holding the link or the specs dir
-	anchorName string              // base name of the link or specs dir
+	anchor     string                 // folder holding the link or the specs dir
+	anchorName string                 // base name of the link or specs dir
 	watched    map[string]os.FileInfo // folders currently watched, as they were when added
-	dirty      map[string]struct{} // paths named by events since the last scan
-	pending    bool                // events wait for the debounce timer
-	first      time.Time           // first event of the pending batch
-	maxWait    time.Duration       // a stream of events is still scanned this often
+	dirty      map[string]struct{}    // paths named by events since the last scan
+	pending    bool                   // events wait for the debounce timer
+	first      time.Time              // first event of the pending batch
+	maxWait    time.Duration          // a stream of events is still scanned this often
 }
 
 func newWatcher(l *Loop) (*watcher, error) {
