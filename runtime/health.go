@@ -39,15 +39,19 @@ func probeHealth(ctx context.Context, addr string, timeout time.Duration) (bool,
 	return f[1] == "200", nil
 }
 
-// Poll schedule of waitHealthy: quick at first, then backing off.
+// Poll schedule of waitHealthy: every healthFirst during the first
+// healthFast (a probe of an unbound port costs one refused connect), then
+// backing off by half again each time up to healthMax.
 const (
-	healthFirst = 5 * time.Millisecond
+	healthFirst = 4 * time.Millisecond
+	healthFast  = 200 * time.Millisecond
 	healthMax   = time.Second
 )
 
 // waitHealthy polls addr until /health answers 200 or ctx ends.
 func waitHealthy(ctx context.Context, addr string) error {
 	delay := healthFirst
+	fastUntil := time.Now().Add(healthFast)
 	t := time.NewTimer(time.Millisecond)
 	defer t.Stop()
 	for {
@@ -60,6 +64,9 @@ func waitHealthy(ctx context.Context, addr string) error {
 			return nil
 		}
 		t.Reset(delay)
+		if time.Now().Before(fastUntil) {
+			continue
+		}
 		delay = delay * 3 / 2
 		if delay > healthMax {
 			delay = healthMax

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"time"
@@ -221,6 +222,9 @@ func (s *Supervisor) startChild() {
 		s.crashed(err.Error(), true)
 	}
 	bin, err := exec.LookPath(cfg.Binary)
+	if err == nil {
+		bin, err = filepath.Abs(bin) // the child runs in DataDir
+	}
 	if err != nil {
 		fail(fmt.Errorf("start: %w", err))
 		return
@@ -234,12 +238,10 @@ func (s *Supervisor) startChild() {
 			return
 		}
 		leased = true
+	} else {
+		s.m.ports.claim(s.name, port) // keep leases off an explicit port
 	}
-	release := func() {
-		if leased {
-			s.m.ports.release(s.name, port)
-		}
-	}
+	release := func() { s.m.ports.release(s.name, port) }
 	_ = rotateIdle(s.logPath, s.m.opts.LogMaxBytes, s.m.opts.LogBackups)
 	logf, err := openLog(s.logPath)
 	if err != nil {
@@ -281,16 +283,11 @@ func (s *Supervisor) startChild() {
 	}
 	ls.proc = c
 	s.watch(c)
-	rec := record{
+	c.rec = record{
 		Name: s.name, PID: pid, PGID: pid, Host: host, Port: port, Leased: leased,
 		Cmdline: argv, Binary: bin, Hash: cfg.Hash, StartedAt: now, LogOffset: off,
 	}
-	if pi, err := readProc(pid); err == nil {
-		rec.StartTime = pi.StartTime
-	}
-	if err := writeRecord(s.m.runDir, rec); err != nil {
-		s.m.log.Warn().Str("instance", s.name).Err(err).Msg("record child")
-	}
+	s.refreshRecord(c)
 	ctx, cancel := context.WithTimeout(context.Background(), s.startupTimeout())
 	c.healthCancel = cancel
 	gen := c.gen
@@ -303,6 +300,20 @@ func (s *Supervisor) startChild() {
 	})
 	s.setPhase(PhaseStarting, fmt.Sprintf("pid %d on %s", pid, c.addr))
 	s.publish()
+}
+
+// refreshRecord writes c's record with its start time and command line as
+// /proc shows them now (a wrapper script may have exec'd since).
+func (s *Supervisor) refreshRecord(c *child) {
+	if pi, err := readProc(c.pid); err == nil {
+		c.rec.StartTime = pi.StartTime
+		if len(pi.Cmdline) > 0 {
+			c.rec.Cmdline = pi.Cmdline
+		}
+	}
+	if err := writeRecord(s.m.runDir, c.rec); err != nil {
+		s.m.log.Warn().Str("instance", s.name).Err(err).Msg("record child")
+	}
 }
 
 // watch waits for c's exit on a helper goroutine.
@@ -333,6 +344,7 @@ func (s *Supervisor) onHealth(h healthResult) {
 		return
 	}
 	c.healthyAt = time.Now()
+	s.refreshRecord(c)
 	ls.portRetries = 0
 	ls.avoid = nil
 	s.setPhase(PhaseRunning, "healthy")
@@ -446,6 +458,7 @@ func (s *Supervisor) onExit(e exited) {
 		return
 	}
 	ls.proc = nil
+	ls.draining = false
 	ls.killT.Stop()
 	ls.idleT.Stop()
 	ls.stableT.Stop()
@@ -454,8 +467,8 @@ func (s *Supervisor) onExit(e exited) {
 	}
 	s.ready.Store(nil)
 	removeRecord(s.m.runDir, s.name)
+	s.m.ports.release(s.name, c.port)
 	if c.leased {
-		s.m.ports.release(s.name, c.port)
 		ls.lastPort = c.port
 	}
 	if c.stopping && ls.stopWhy != stopFailed {

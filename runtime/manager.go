@@ -119,6 +119,7 @@ func (m *Manager) Supervise(cfg Config) *Supervisor {
 		return s
 	}
 	rec, hasRec := m.records[cfg.Name]
+	hasRec = hasRec && validName(cfg.Name)
 	delete(m.records, cfg.Name)
 	closed := m.closed
 	m.mu.Unlock()
@@ -143,11 +144,15 @@ func (m *Manager) Supervise(cfg Config) *Supervisor {
 	m.sups[cfg.Name] = s
 	closed = closed || m.closed
 	m.mu.Unlock()
-	if closed {
+	if closed || !validName(cfg.Name) {
 		if old != nil {
 			old.w.close()
 		}
-		close(s.done)
+		reason := "manager is shut down"
+		if !validName(cfg.Name) {
+			reason = fmt.Sprintf("invalid instance name %q", cfg.Name)
+		}
+		s.inert(reason)
 		return s
 	}
 	s.boot(old, adopt)
@@ -348,4 +353,19 @@ func (m *Manager) Shutdown(ctx context.Context) error {
 		errs = append(errs, fmt.Errorf("shutdown: %w", ctx.Err()))
 	}
 	return errors.Join(errs...)
+}
+
+// validName is the instance name rule: 1-64 of [A-Za-z0-9._-], not
+// starting with '.' or '-' (names become file names).
+func validName(name string) bool {
+	if len(name) == 0 || len(name) > 64 || name[0] == '.' || name[0] == '-' {
+		return false
+	}
+	for _, r := range name {
+		ok := r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-'
+		if !ok {
+			return false
+		}
+	}
+	return true
 }

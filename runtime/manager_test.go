@@ -177,3 +177,23 @@ func TestRemoveAndShutdown(t *testing.T) {
 		t.Fatal("Start after Shutdown succeeded")
 	}
 }
+
+func TestSuperviseInvalidName(t *testing.T) {
+	t.Parallel()
+	m := newManager(t, nil)
+	for _, name := range []string{"", "../escape", ".hidden", "-x", "a/b", strings.Repeat("n", 65)} {
+		s := m.Supervise(testConfig(name))
+		if err := s.Start(ctxT(t, time.Second)); err == nil {
+			t.Errorf("Start of %q succeeded", name)
+		}
+		if st := s.Snapshot(); !strings.Contains(st.LastError, "invalid instance name") {
+			t.Errorf("%q: LastError = %q", name, st.LastError)
+		}
+		if _, err := s.Tail(5); err == nil {
+			t.Errorf("Tail of %q succeeded", name)
+		}
+	}
+	if entries, _ := os.ReadDir(filepath.Dir(m.opts.DataDir)); len(entries) != 1 {
+		t.Fatalf("files outside DataDir: %v", entries)
+	}
+}

@@ -193,6 +193,9 @@ func (s *Supervisor) LogPath() string { return s.logPath }
 // Tail returns the last n lines of the instance's log (n <= 0: all). It
 // reads the current file from its end, not rotated backups.
 func (s *Supervisor) Tail(n int) ([]byte, error) {
+	if s.logPath == "" {
+		return nil, fmt.Errorf("tail: invalid instance name %q", s.name)
+	}
 	b, err := tailFile(s.logPath, n, 0)
 	if err != nil {
 		return nil, fmt.Errorf("tail %s: %w", s.name, err)

@@ -21,6 +21,7 @@ import (
 type procInfo struct {
 	StartTime uint64   // /proc/<pid>/stat field 22, clock ticks since boot
 	Cmdline   []string // /proc/<pid>/cmdline
+	PGID      int
 	Zombie    bool
 }
 
@@ -42,6 +43,7 @@ func readProc(pid int) (procInfo, error) {
 		return pi, fmt.Errorf("parse stat of pid %d: %d fields", pid, len(f))
 	}
 	pi.Zombie = f[0] == "Z" || f[0] == "X"
+	pi.PGID, _ = strconv.Atoi(f[2])
 	pi.StartTime, err = strconv.ParseUint(f[19], 10, 64)
 	if err != nil {
 		return pi, fmt.Errorf("parse starttime of pid %d: %w", pid, err)
@@ -191,11 +193,6 @@ func killGroup(pgid int, sig syscall.Signal) {
 	if pgid > 1 {
 		_ = unix.Kill(-pgid, sig)
 	}
-}
-
-// groupAlive reports whether any process of the group exists.
-func groupAlive(pgid int) bool {
-	return pgid > 1 && unix.Kill(-pgid, 0) == nil
 }
 
 // pidAlive reports whether pid exists and is not a zombie.

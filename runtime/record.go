@@ -29,8 +29,10 @@ type record struct {
 	LogOffset int64     `json:"log_offset"`
 }
 
-// ours reports whether r.PID still is the process r describes (same start
-// time and argv), alive and not a zombie.
+// ours reports whether r.PID still is the process r describes, alive and
+// not a zombie: the same start time (clock ticks since boot) and either
+// the same argv or still the leader of the recorded process group (a
+// wrapper may have exec'd after the record was written).
 func (r record) ours() bool {
 	if r.PID <= 1 {
 		return false
@@ -39,7 +41,7 @@ func (r record) ours() bool {
 	if err != nil || pi.Zombie {
 		return false
 	}
-	return pi.StartTime == r.StartTime && slices.Equal(pi.Cmdline, r.Cmdline)
+	return pi.StartTime == r.StartTime && (slices.Equal(pi.Cmdline, r.Cmdline) || pi.PGID == r.PGID && r.PGID == r.PID)
 }
 
 func recordPath(dir, name string) string { return filepath.Join(dir, name+".json") }

@@ -114,6 +114,7 @@ type child struct {
 	stopping     bool
 	w            *watcher
 	healthCancel context.CancelFunc
+	rec          record // as written to DataDir/run (own children)
 }
 
 // waiter is one EnsureReady caller waiting in the loop. state: 0 waiting,
@@ -162,18 +163,31 @@ func newSupervisor(m *Manager, cfg Config) *Supervisor {
 	s := &Supervisor{
 		m:       m,
 		name:    cfg.Name,
-		logPath: filepath.Join(m.logDir, cfg.Name+".log"),
 		reqs:    make(chan request),
 		events:  make(chan any),
 		drained: make(chan struct{}, 1),
 		done:    make(chan struct{}),
 		subs:    map[chan Event]struct{}{},
 	}
+	if validName(cfg.Name) {
+		s.logPath = filepath.Join(m.logDir, cfg.Name+".log")
+	}
 	s.ls.cfg = cfg
 	s.ls.phase = PhaseStopped
 	s.ls.since = time.Now()
 	s.publish()
 	return s
+}
+
+// inert ends a supervisor that never runs (invalid name, or created after
+// Shutdown): every request answers errClosed.
+func (s *Supervisor) inert(reason string) {
+	s.ls.lastError = reason
+	s.publish()
+	s.subMu.Lock()
+	s.subEnd = true
+	s.subMu.Unlock()
+	close(s.done)
 }
 
 // boot starts the loop, with a recorded child of a previous run to adopt
