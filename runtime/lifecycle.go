@@ -518,32 +518,43 @@ func (s *Supervisor) onExit(e exited) {
 }
 
 // crashed counts an exit nobody asked for against the restart budget.
+// Waiters of a failed start get ErrNotReady; they are answered after the
+// new phase is published.
 func (s *Supervisor) crashed(reason string, starting bool) {
 	ls := &s.ls
 	ls.lastError = reason
 	ls.portRetries = 0
 	ls.avoid = nil
-	if starting {
-		s.failWaiters(fmt.Errorf("%w: %s", ErrNotReady, reason))
-	}
-	if !ls.desired {
-		s.setPhase(PhaseStopped, reason)
-		return
-	}
+	waitErr := fmt.Errorf("%w: %s", ErrNotReady, reason)
 	cfg := ls.cfg
-	if !cfg.AutoRestart {
-		s.toFailed(reason)
-		return
+	switch {
+	case !ls.desired:
+		s.setPhase(PhaseStopped, reason)
+		waitErr = ErrStopped
+	case !cfg.AutoRestart:
+		s.setPhase(PhaseFailed, reason)
+		if !starting {
+			waitErr = fmt.Errorf("%w: %s", ErrFailed, reason)
+		}
+	default:
+		ls.restarts++
+		if cfg.MaxRestarts >= 0 && ls.restarts > cfg.MaxRestarts {
+			ls.restarts = cfg.MaxRestarts
+			ls.lastError = fmt.Sprintf("gave up after %d restarts: %s", cfg.MaxRestarts, reason)
+			s.setPhase(PhaseFailed, ls.lastError)
+			if !starting {
+				waitErr = fmt.Errorf("%w: %s", ErrFailed, ls.lastError)
+			}
+			break
+		}
+		d := backoffDelay(cfg.RestartDelay, s.m.opts.MaxRestartDelay, ls.restarts)
+		ls.backoffT.Reset(d)
+		s.setPhase(PhaseBackoff, fmt.Sprintf("restart %d in %s: %s", ls.restarts, d, reason))
+		if !starting {
+			return // waiters (if any) wait for the restart
+		}
 	}
-	ls.restarts++
-	if cfg.MaxRestarts >= 0 && ls.restarts > cfg.MaxRestarts {
-		ls.restarts = cfg.MaxRestarts
-		s.toFailed(fmt.Sprintf("gave up after %d restarts: %s", cfg.MaxRestarts, reason))
-		return
-	}
-	d := backoffDelay(cfg.RestartDelay, s.m.opts.MaxRestartDelay, ls.restarts)
-	ls.backoffT.Reset(d)
-	s.setPhase(PhaseBackoff, fmt.Sprintf("restart %d in %s: %s", ls.restarts, d, reason))
+	s.failWaiters(waitErr)
 }
 
 // backoffDelay is the wait before restart number n (1-based): base doubled
@@ -554,12 +565,6 @@ func backoffDelay(base, max time.Duration, n int) time.Duration {
 		d *= 2
 	}
 	return min(d, max)
-}
-
-func (s *Supervisor) toFailed(reason string) {
-	s.ls.lastError = reason
-	s.failWaiters(fmt.Errorf("%w: %s", ErrFailed, reason))
-	s.setPhase(PhaseFailed, reason)
 }
 
 func sortedKeys(m map[string]string) []string {
