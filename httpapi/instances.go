@@ -237,6 +237,9 @@ func (s *Server) serveLogs(ctx *fasthttp.RequestCtx, name string) {
 			return
 		}
 	}
+	if n < 0 {
+		n = 0
+	}
 	b, err := s.fleet.Logs(name, n)
 	if err != nil {
 		writeFleetError(ctx, err)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"net"
 	"sync"
 	"syscall"
 	"time"
@@ -44,10 +45,17 @@ func (u *upstreams) client(addr string) *fasthttp.HostClient {
 		DisablePathNormalizing:    true,
 		MaxIdemponentCallAttempts: 3,
 		RetryIfErr:                retryUnanswered,
+		// Upstreams are host:port of local processes: a plain dialer, no
+		// DNS cache (and no cache-cleaning goroutine outliving the server).
+		Dial: dialUpstream,
 	}
 	actual, _ := u.clients.LoadOrStore(addr, c)
 	return actual.(*fasthttp.HostClient)
 }
+
+var upstreamDialer = &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
+
+func dialUpstream(addr string) (net.Conn, error) { return upstreamDialer.Dial("tcp", addr) }
 
 // closeIdle closes every pooled idle upstream connection.
 func (u *upstreams) closeIdle() {

@@ -9,7 +9,6 @@ import (
 	"context"
 	"errors"
 	"net"
-	"strings"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -151,7 +150,7 @@ func (s *Server) handleReadError(ctx *fasthttp.RequestCtx, err error) {
 		writeError(ctx, fasthttp.StatusRequestEntityTooLarge, "request body is larger than the limit", nil)
 	case errors.As(err, &netErr) && netErr.Timeout():
 		writeError(ctx, fasthttp.StatusRequestTimeout, "timed out reading the request", nil)
-	case strings.Contains(err.Error(), "too big") || strings.Contains(err.Error(), "too large"):
+	case errors.As(err, new(*fasthttp.ErrSmallBuffer)):
 		writeError(ctx, fasthttp.StatusRequestHeaderFieldsTooLarge, "request headers are larger than the limit", nil)
 	default:
 		writeError(ctx, fasthttp.StatusBadRequest, "cannot parse the request", nil)

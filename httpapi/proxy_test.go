@@ -1,0 +1,343 @@
+package httpapi
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"mime/multipart"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"llamactl/reconcile"
+	"llamactl/runtime"
+)
+
+// seen is what an echo upstream received.
+type seen struct {
+	Method, Path, Query, Auth, APIKey, RequestID, Body string
+}
+
+// echoUpstream answers every request with a JSON description of it.
+func echoUpstream(t *testing.T) (addr string, last func() seen) {
+	t.Helper()
+	var mu sync.Mutex
+	var s seen
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		s = seen{r.Method, r.URL.Path, r.URL.RawQuery, r.Header.Get("Authorization"), r.Header.Get("X-Api-Key"),
+			r.Header.Get("X-Request-Id"), string(b)}
+		out, _ := json.Marshal(s)
+		mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("X-Upstream", "echo")
+		_, _ = w.Write(out)
+	}))
+	t.Cleanup(srv.Close)
+	return srv.Listener.Addr().String(), func() seen { mu.Lock(); defer mu.Unlock(); return s }
+}
+
+func proxyFleet(r *routes) *fakeFleet {
+	f := fleetOf(sample("withkey", runtime.PhaseRunning))
+	f.AcquireFn = func(ctx context.Context, model string) (string, string, func(), error) {
+		switch model {
+		case "stopped":
+			return "", "", nil, fmt.Errorf("acquire stopped: %w", runtime.ErrStopped)
+		case "failed":
+			return "", "", nil, fmt.Errorf("acquire failed: %w", runtime.ErrFailed)
+		case "slow":
+			return "", "", nil, fmt.Errorf("acquire slow: %w", runtime.ErrNotReady)
+		}
+		return r.acquire(ctx, model)
+	}
+	base := f.GetFn
+	f.GetFn = func(name string) (reconcile.InstanceStatus, error) {
+		if _, ok := r.addrs[name]; ok && name != "withkey" {
+			st := sample(name, runtime.PhaseRunning)
+			st.Spec = nil
+			return st, nil
+		}
+		switch name {
+		case "stopped", "failed", "slow":
+			return sample(name, runtime.PhaseStopped), nil
+		}
+		return base(name)
+	}
+	return f
+}
+
+func TestOpenAIProxyRouting(t *testing.T) {
+	echo, last := echoUpstream(t)
+	r := &routes{addrs: map[string]string{"echo": echo, "withkey": echo}}
+	ts := newTestServer(t, Config{}, proxyFleet(r), ServerInfo{})
+	jsonCT := []string{"Content-Type", "application/json", "Authorization", "Bearer client-key", "X-API-Key", "client-key"}
+
+	body := []byte(`{"model":"echo","seed":12345678901234567,"temperature":0.10000000000000001,"messages":[{"role":"user","content":"hi \u00e9"}]}`)
+	resp, out := ts.do(t, "POST", "/v1/chat/completions?q=1", body, jsonCT...)
+	expect(t, resp, out, 200)
+	got := last()
+	if got.Body != string(body) {
+		t.Fatalf("body not forwarded byte for byte:\n got %s\nwant %s", got.Body, body)
+	}
+	if got.Path != "/v1/chat/completions" || got.Query != "q=1" || got.Method != "POST" {
+		t.Fatalf("upstream saw %+v", got)
+	}
+	if got.Auth != "" || got.APIKey != "" {
+		t.Fatalf("client credentials forwarded: %+v", got)
+	}
+	if got.RequestID == "" || got.RequestID != resp.Header.Get("X-Request-Id") {
+		t.Fatalf("request id %q not forwarded (response %q)", got.RequestID, resp.Header.Get("X-Request-Id"))
+	}
+	if resp.Header.Get("X-Upstream") != "echo" {
+		t.Fatalf("upstream headers not relayed: %v", resp.Header)
+	}
+
+	// The seed's path under /api/v1 works too; an instance's own key is sent.
+	resp, out = ts.do(t, "POST", "/api/v1/v1/completions", []byte(`{"model":"withkey","prompt":"x"}`), jsonCT...)
+	expect(t, resp, out, 200)
+	if got := last(); got.Path != "/v1/completions" || got.Auth != "Bearer sk-instance-secret" {
+		t.Fatalf("upstream saw %+v", got)
+	}
+
+	tests := []struct {
+		name   string
+		body   string
+		status int
+		want   []string
+	}{
+		{"missing model", `{"messages":[]}`, 400, []string{`"type":"invalid_request_error"`, `"param":"model"`, `"code":"model_required"`}},
+		{"empty model", `{"model":""}`, 400, []string{`"code":"model_required"`}},
+		{"null model", `{"model":null}`, 400, []string{`"code":"model_required"`}},
+		{"number model", `{"model":7}`, 400, []string{`"param":"model"`}},
+		{"unknown model", `{"model":"nope"}`, 400, []string{`"code":"model_not_found"`, `"param":"model"`, "nope"}},
+		{"not json", `model=echo`, 400, []string{"not valid JSON"}},
+		{"stopped", `{"model":"stopped"}`, 503, []string{`"code":"model_stopped"`, "start"}},
+		{"failed", `{"model":"failed"}`, 503, []string{`"code":"model_failed"`}},
+		{"not ready", `{"model":"slow"}`, 503, []string{`"code":"model_not_ready"`}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			resp, out := ts.do(t, "POST", "/v1/chat/completions", []byte(tc.body), jsonCT...)
+			expect(t, resp, out, tc.status, tc.want...)
+		})
+	}
+
+	t.Run("multipart", func(t *testing.T) {
+		var buf bytes.Buffer
+		mw := multipart.NewWriter(&buf)
+		fw, _ := mw.CreateFormFile("file", "a.wav")
+		_, _ = fw.Write([]byte("RIFF....WAVE"))
+		_ = mw.WriteField("model", "echo")
+		_ = mw.Close()
+		resp, out := ts.do(t, "POST", "/v1/audio/transcriptions", buf.Bytes(), "Content-Type", mw.FormDataContentType())
+		expect(t, resp, out, 200)
+		if got := last(); got.Path != "/v1/audio/transcriptions" || got.Body != buf.String() {
+			t.Fatalf("upstream saw %+v", got)
+		}
+	})
+	t.Run("GET not allowed", func(t *testing.T) {
+		resp, out := ts.do(t, "GET", "/v1/chat/completions", nil)
+		expect(t, resp, out, 405, `"type":"invalid_request_error"`)
+	})
+	if n := r.inFlight.Load(); n != 0 {
+		t.Fatalf("%d acquisitions not released", n)
+	}
+}
+
+func TestModels(t *testing.T) {
+	f := fleetOf(sample("a", runtime.PhaseRunning), sample("b", runtime.PhaseSleeping))
+	ts := newTestServer(t, Config{}, f, ServerInfo{})
+	for _, p := range []string{"/v1/models", "/api/v1/v1/models"} {
+		resp, body := ts.do(t, "GET", p, nil)
+		expect(t, resp, body, 200)
+		var l openAIModelList
+		if err := json.Unmarshal(body, &l); err != nil {
+			t.Fatal(err)
+		}
+		if l.Object != "list" || len(l.Data) != 2 || l.Data[0].ID != "a" || l.Data[0].OwnedBy != "llamactl" ||
+			l.Data[0].Object != "model" || l.Data[0].Created != 1700000000 || l.Data[1].Phase != "sleeping" ||
+			len(l.Data[0].Aliases) != 1 || l.Data[0].Aliases[0] != "a-alias" {
+			t.Fatalf("models %s", body)
+		}
+	}
+	resp, body := ts.do(t, "GET", "/v1/models/b", nil)
+	expect(t, resp, body, 200, `"id":"b"`)
+	resp, body = ts.do(t, "GET", "/v1/models/zz", nil)
+	expect(t, resp, body, 404, `"code":"model_not_found"`)
+}
+
+func TestInstanceProxy(t *testing.T) {
+	echo, last := echoUpstream(t)
+	r := &routes{addrs: map[string]string{"echo": echo, "withkey": echo}}
+	cfg := Config{RequireManagementAuth: true, ManagementKeys: []string{"mgmt-key"}}
+	ts := newTestServer(t, cfg, proxyFleet(r), ServerInfo{})
+	auth := []string{"Authorization", "Bearer mgmt-key", "X-API-Key", "mgmt-key"}
+	tests := []struct {
+		name, method, path, body string
+		status                   int
+		upPath, upQuery, upAuth  string
+	}{
+		{"get sub-path", "GET", "/api/v1/instances/echo/proxy/props?a=1&b=2", "", 200, "/props", "a=1&b=2", ""},
+		{"bare", "GET", "/api/v1/instances/echo/proxy", "", 200, "/", "", ""},
+		{"deep post", "POST", "/api/v1/instances/echo/proxy/v1/chat/completions", `{"x":1}`, 200, "/v1/chat/completions", "", ""},
+		{"put", "PUT", "/api/v1/instances/echo/proxy/slots/0?action=save", `{}`, 200, "/slots/0", "action=save", ""},
+		{"instance key", "GET", "/api/v1/instances/withkey/proxy/health", "", 200, "/health", "", "Bearer sk-instance-secret"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var b []byte
+			if tc.body != "" {
+				b = []byte(tc.body)
+			}
+			resp, out := ts.do(t, tc.method, tc.path, b, auth...)
+			expect(t, resp, out, tc.status)
+			got := last()
+			if got.Method != tc.method || got.Path != tc.upPath || got.Query != tc.upQuery || got.Body != tc.body ||
+				got.Auth != tc.upAuth || got.APIKey != "" {
+				t.Fatalf("upstream saw %+v", got)
+			}
+		})
+	}
+	for _, tc := range []struct {
+		path   string
+		status int
+	}{
+		{"/api/v1/instances/stopped/proxy/health", 503},
+		{"/api/v1/instances/failed/proxy/", 503},
+		{"/api/v1/instances/zz/proxy/health", 404},
+		{"/api/v1/instances/..x/proxy/health", 400},
+	} {
+		resp, out := ts.do(t, "GET", tc.path, nil, auth...)
+		expect(t, resp, out, tc.status)
+	}
+	resp, out := ts.do(t, "GET", "/api/v1/instances/echo/proxy/props", nil)
+	expect(t, resp, out, 401)
+	if n := r.inFlight.Load(); n != 0 {
+		t.Fatalf("%d acquisitions not released", n)
+	}
+}
+
+// TestStreamRelayedChunkByChunk proves the proxy does not buffer: the
+// upstream sends the second event only after the client has read the first.
+func TestStreamRelayedChunkByChunk(t *testing.T) {
+	next := make(chan struct{})
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		for i := range 3 {
+			fmt.Fprintf(w, "data: {\"n\":%d}\n\n", i)
+			w.(http.Flusher).Flush()
+			if i < 2 {
+				select {
+				case <-next:
+				case <-time.After(5 * time.Second):
+					return
+				}
+			}
+		}
+		fmt.Fprint(w, "data: [DONE]\n\n")
+	}))
+	t.Cleanup(up.Close)
+	r := &routes{addrs: map[string]string{"s": up.Listener.Addr().String()}}
+	ts := newTestServer(t, Config{}, proxyFleet(r), ServerInfo{})
+
+	resp, err := http.Post(ts.base+"/v1/chat/completions", "application/json", strings.NewReader(`{"model":"s","stream":true}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if ct := resp.Header.Get("Content-Type"); ct != "text/event-stream" || resp.StatusCode != 200 {
+		t.Fatalf("status %d content type %q", resp.StatusCode, ct)
+	}
+	br := bufio.NewReader(resp.Body)
+	for i := range 3 {
+		line, err := br.ReadString('\n')
+		if err != nil {
+			t.Fatalf("event %d: %v", i, err)
+		}
+		if want := fmt.Sprintf("data: {\"n\":%d}\n", i); line != want {
+			t.Fatalf("event %d = %q, want %q", i, line, want)
+		}
+		if _, err := br.ReadString('\n'); err != nil {
+			t.Fatal(err)
+		}
+		if i < 2 {
+			next <- struct{}{} // only now may the upstream send the next event
+		}
+	}
+	rest, _ := io.ReadAll(br)
+	if string(rest) != "data: [DONE]\n\n" {
+		t.Fatalf("tail %q", rest)
+	}
+	waitFor(t, "release", func() bool { return r.inFlight.Load() == 0 })
+}
+
+// TestClientDisconnectCancelsUpstream: closing the client connection
+// mid-stream closes the upstream request and releases the instance.
+func TestClientDisconnectCancelsUpstream(t *testing.T) {
+	cancelled := make(chan struct{})
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		tick := time.NewTicker(5 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-r.Context().Done():
+				close(cancelled)
+				return
+			case <-tick.C:
+				if _, err := fmt.Fprint(w, "data: {\"t\":\"x\"}\n\n"); err != nil {
+					close(cancelled)
+					return
+				}
+				w.(http.Flusher).Flush()
+			}
+		}
+	}))
+	t.Cleanup(up.Close)
+	r := &routes{addrs: map[string]string{"s": up.Listener.Addr().String()}}
+	ts := newTestServer(t, Config{}, proxyFleet(r), ServerInfo{})
+
+	conn, err := net.Dial("tcp", strings.TrimPrefix(ts.base, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := `{"model":"s","stream":true}`
+	fmt.Fprintf(conn, "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
+	br := bufio.NewReader(conn)
+	for {
+		line, err := br.ReadString('\n')
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.HasPrefix(line, "data: ") {
+			break
+		}
+	}
+	conn.Close()
+	select {
+	case <-cancelled:
+	case <-time.After(5 * time.Second):
+		t.Fatal("upstream request not cancelled after the client went away")
+	}
+	waitFor(t, "release", func() bool { return r.inFlight.Load() == 0 })
+}
+
+// waitFor polls cond until it holds or 5s pass.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
