@@ -2,6 +2,7 @@ package spec
 
 import (
 	"maps"
+	"math"
 	"reflect"
 	"slices"
 )
@@ -44,12 +45,23 @@ func (s *Spec) Redacted() *Spec {
 }
 
 // Equal reports whether a and b set the same options to the same values
-// (where they were decoded from is ignored).
+// (where they were decoded from is ignored; NaN equals NaN).
 func Equal(a, b *Spec) bool {
 	if a == nil || b == nil {
 		return a == b
 	}
-	x, y := *a, *b
-	x.src, y.src = nil, nil
-	return reflect.DeepEqual(x, y)
+	for _, o := range options {
+		x, y := o.field(a), o.field(b)
+		if o.kind == oFloat && !x.IsNil() && !y.IsNil() {
+			fx, fy := x.Elem().Float(), y.Elem().Float()
+			if fx != fy && !(math.IsNaN(fx) && math.IsNaN(fy)) {
+				return false
+			}
+			continue
+		}
+		if !reflect.DeepEqual(x.Interface(), y.Interface()) {
+			return false
+		}
+	}
+	return true
 }

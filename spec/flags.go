@@ -147,3 +147,14 @@ func (f *Flags) pick(cands []string) string {
 	}
 	return ""
 }
+
+var versionRE = regexp.MustCompile(`version:\s*(\S+)`)
+
+// ParseVersion returns the build number from llama-server --version
+// output ("version: 9431 (bf87261d4)" gives "9431"), or "" when absent.
+func ParseVersion(out string) string {
+	if m := versionRE.FindStringSubmatch(out); m != nil {
+		return m[1]
+	}
+	return ""
+}

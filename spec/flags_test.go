@@ -220,3 +220,25 @@ func TestArgsOrderDeterministic(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+func TestParseVersion(t *testing.T) {
+	b, err := os.ReadFile("testdata/version.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := ParseVersion(string(b)); got != RecordedVersion {
+		t.Errorf("ParseVersion = %q, want %q", got, RecordedVersion)
+	}
+	if got := ParseVersion("garbage"); got != "" {
+		t.Errorf("ParseVersion(garbage) = %q", got)
+	}
+}
+
+func TestDesiredState(t *testing.T) {
+	if got := (&Spec{}).DesiredState(); got != StateRunning {
+		t.Errorf("default state %q", got)
+	}
+	if got := (&Spec{State: StateStopped}).DesiredState(); got != StateStopped {
+		t.Errorf("state %q", got)
+	}
+}

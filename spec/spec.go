@@ -25,3 +25,11 @@ const (
 	StateRunning = "running"
 	StateStopped = "stopped"
 )
+
+// DesiredState returns the spec's state, StateRunning when unset.
+func (s *Spec) DesiredState() string {
+	if s.State == "" {
+		return StateRunning
+	}
+	return s.State
+}
