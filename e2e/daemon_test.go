@@ -36,7 +36,12 @@ type fleetDir struct {
 // root, so nothing outlives the test even when it fails.
 func newFleetDir(t *testing.T) *fleetDir {
 	t.Helper()
-	root := t.TempDir()
+	// Resolve links in the temp path: a symlink above the specs dir would
+	// make the daemon treat it as a read-only git-sync checkout.
+	root, err := filepath.EvalSymlinks(t.TempDir())
+	if err != nil {
+		t.Fatalf("resolve temp dir: %v", err)
+	}
 	fd := &fleetDir{
 		Root:     root,
 		SpecsDir: filepath.Join(root, "specs"),

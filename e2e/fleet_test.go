@@ -57,6 +57,26 @@ func TestFleet(t *testing.T) {
 		t.Parallel()
 		testBrokenFile(d.on(t))
 	})
+	t.Run("OnDemandAndIdle", func(t *testing.T) {
+		t.Parallel()
+		testOnDemand(d.on(t))
+	})
+	t.Run("FileEditAndRemove", func(t *testing.T) {
+		t.Parallel()
+		testFileEditAndRemove(d.on(t))
+	})
+	t.Run("CrashLoopFails", func(t *testing.T) {
+		t.Parallel()
+		testCrashLoop(d.on(t))
+	})
+	t.Run("NameConflict", func(t *testing.T) {
+		t.Parallel()
+		testNameConflict(d.on(t))
+	})
+	t.Run("ServerEndpoints", func(t *testing.T) {
+		t.Parallel()
+		testServerEndpoints(d.on(t))
+	})
 }
 
 // 1. A spec file written into the directory becomes a healthy, listed
@@ -101,6 +121,10 @@ func testSpecFileBecomesHealthy(d *daemon) {
 		r := d.call("GET", "/api/v1/instances/alpha/logs?lines=1000", nil)
 		return r.Status == http.StatusOK && bytes.Contains(r.Body, []byte("model loaded")), r.String()
 	})
+	r = d.call("GET", "/api/v1/instances/alpha/logs?lines=3", nil)
+	if n := len(strings.Split(strings.TrimRight(string(r.Body), "\n"), "\n")); r.Status != http.StatusOK || n != 3 {
+		t.Errorf("logs?lines=3: status %d, %d lines, want 3:\n%s", r.Status, n, r.Body)
+	}
 	if r := d.call("GET", "/api/v1/instances/missing", nil); r.Status != http.StatusNotFound {
 		t.Errorf("GET unknown instance: %s, want 404", r)
 	}
@@ -258,6 +282,10 @@ func testAPICreate(d *daemon) {
 		t.Errorf("duplicate create: %s, want 409", r)
 	}
 
+	r = d.call("DELETE", "/api/v1/instances/new1", nil, "If-Match", `"0123456789abcdef"`)
+	if r.Status != http.StatusPreconditionFailed {
+		t.Errorf("DELETE with a stale If-Match: %s, want 412", r)
+	}
 	r = d.call("DELETE", "/api/v1/instances/new1", nil)
 	if r.Status != http.StatusNoContent && r.Status != http.StatusOK {
 		t.Fatalf("delete new1: %s, want 204", r)

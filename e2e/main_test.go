@@ -47,6 +47,10 @@ var client = &http.Client{
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "llamactl-e2e-bin-")
+	if err == nil {
+		// /proc/PID/exe shows the resolved path; compare against that.
+		dir, err = filepath.EvalSymlinks(dir)
+	}
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "e2e: create build dir: %v\n", err)
 		os.Exit(1)
