@@ -76,8 +76,8 @@ func (n *node) lookup(key string) *entry {
 func (n *node) asInt() (int, bool) {
 	switch n.kind {
 	case kInt:
-		if n.i < math.MinInt32*(1<<32) || n.i > math.MaxInt32*(1<<32) {
-			return 0, false
+		if int64(int(n.i)) != n.i {
+			return 0, false // does not fit this platform's int
 		}
 		return int(n.i), true
 	case kFloat:

@@ -80,6 +80,12 @@ func (s *Spec) Validate(name string, flags *Flags) error {
 	return e.err()
 }
 
+// isListenFlag reports whether arg sets llama-server's listen address.
+func isListenFlag(arg string) bool {
+	name, _, _ := strings.Cut(arg, "=")
+	return name == "--host" || name == "--port"
+}
+
 func hasKey(s *Spec, key string) bool {
 	_, ok := s.src.keys[key]
 	return ok
@@ -122,6 +128,9 @@ func (s *Spec) checkValue(o *option, e *errs) {
 			if strings.IndexByte(item, 0) >= 0 {
 				e.add(at, o.key, "%s: an item contains a NUL byte", o.key)
 				break
+			}
+			if o.key == "extra_args" && isListenFlag(item) {
+				e.add(at, o.key, "extra_args: %s is set by the supervisor; use the host and port keys", clip(item))
 			}
 		}
 	case oEnv:

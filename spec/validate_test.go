@@ -59,6 +59,7 @@ func TestValidate(t *testing.T) {
 		{"layer range", "m", "model: /m\ncontrol_vector_layer_range: \"1\"\n", `f:2:29: control_vector_layer_range: want two values "START END", got "1"`},
 		{"nan", "m", "model: /m\ntemperature: .nan\n", "f:2:14: temperature: want a finite number"},
 		{"empty model", "m", "model: \"\"\n", "f:1:8: model: is empty"},
+		{"extra args port", "m", "model: /m\nextra_args: [--port=9, -v]\n", "f:2:13: extra_args: --port=9 is set by the supervisor; use the host and port keys"},
 		{"env name", "m", "model: /m\nenv:\n  \"A=B\": x\n", `f:3:3: env: "A=B" is not a valid variable name`},
 	}
 	for _, tt := range tests {
