@@ -91,6 +91,8 @@ func (d *daemon) on(t *testing.T) *daemon {
 type daemonOpts struct {
 	Env  map[string]string // extra environment, LLAMACTL_* overrides
 	Args []string          // extra serve flags
+	// SpecsDir replaces the fleet's specs dir (e.g. a git-sync link).
+	SpecsDir string
 }
 
 // baseEnv is the daemon environment: the test's own without any
@@ -125,8 +127,12 @@ func (fd *fleetDir) baseEnv(extra map[string]string) []string {
 // A cleanup kills the daemon (if still running) and every child of fd.
 func startDaemon(t *testing.T, fd *fleetDir, opts daemonOpts) *daemon {
 	t.Helper()
+	specs := fd.SpecsDir
+	if opts.SpecsDir != "" {
+		specs = opts.SpecsDir
+	}
 	args := []string{"serve",
-		"--specs", fd.SpecsDir,
+		"--specs", specs,
 		"--listen", "127.0.0.1:0",
 		"--data-dir", fd.DataDir,
 		"--llama-server", fakellamaBin,
