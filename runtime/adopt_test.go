@@ -12,7 +12,7 @@ import (
 // the manager down, leaving the child running with its record.
 func keepRunning(t *testing.T, dir string, cfg Config) Status {
 	t.Helper()
-	base := 30000 + int(portBlock.Add(1))*40%20000
+	base := nextPortBlock()
 	m1, err := NewManager(ManagerOptions{DataDir: dir, PortMin: base, PortMax: base + 39, KeepOnShutdown: true})
 	if err != nil {
 		t.Fatal(err)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -41,11 +42,19 @@ func TestMain(m *testing.M) {
 
 // portBlock hands each test manager its own block of ports, so parallel
 // tests rarely race for one (the supervisor copes when they do).
+// Blocks start at a random offset so that concurrent test processes
+// (other packages) rarely pick the same ports.
 var portBlock atomic.Int32
+
+func init() { portBlock.Store(rand.Int32N(500)) }
+
+// nextPortBlock returns the first port of a fresh 40-port block in
+// [20000, 40000).
+func nextPortBlock() int { return 20000 + int(portBlock.Add(1))%500*40 }
 
 func newManager(t testing.TB, tweak func(*ManagerOptions)) *Manager {
 	t.Helper()
-	base := 30000 + int(portBlock.Add(1))*40%20000
+	base := nextPortBlock()
 	opts := ManagerOptions{
 		DataDir:          t.TempDir(),
 		PortMin:          base,

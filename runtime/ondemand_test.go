@@ -2,6 +2,8 @@ package runtime
 
 import (
 	"errors"
+	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -13,8 +15,9 @@ import (
 
 func TestPortTakenIsSkipped(t *testing.T) {
 	t.Parallel()
-	m := newManager(t, nil)
-	listen(t, m.opts.PortMin) // another process holds the first port
+	l := listen(t, 0) // another process holds the first port of the range
+	held := l.Addr().(*net.TCPAddr).Port
+	m := newManager(t, func(o *ManagerOptions) { o.PortMin, o.PortMax = held, min(held+20, 65535) })
 	_, st := startRunning(t, m, testConfig("skip"))
 	if st.Port == m.opts.PortMin || st.Restarts != 0 {
 		t.Fatalf("status = %+v, want a port other than %d", st, m.opts.PortMin)
@@ -165,17 +168,34 @@ func TestConcurrentEnsureReadyOneProcess(t *testing.T) {
 func TestEnsureReadyContextEnds(t *testing.T) {
 	t.Parallel()
 	m := newManager(t, nil)
-	cfg := testConfig("waiting", "FAKELLAMA_LOAD_DELAY=1m")
+	cfg := testConfig("waiting", "FAKELLAMA_LOAD_DELAY=300ms")
 	cfg.OnDemand = true
 	s := m.Supervise(cfg)
 	if err := s.Start(ctxT(t, time.Second)); err != nil {
 		t.Fatal(err)
 	}
-	_, _, err := s.EnsureReady(ctxT(t, 100*time.Millisecond))
+	first := make(chan error, 1)
+	go func() {
+		_, release, err := s.EnsureReady(ctxT(t, 5*time.Second))
+		if err == nil {
+			time.Sleep(50 * time.Millisecond)
+			if n := s.Snapshot().InFlight; n != 1 {
+				err = fmt.Errorf("InFlight = %d while one request runs", n)
+			}
+			release()
+		}
+		first <- err
+	}()
+	waitPhase(t, s, PhaseStarting, time.Second)
+	_, _, err := s.EnsureReady(ctxT(t, 50*time.Millisecond))
 	if !errors.Is(err, errDeadline) {
 		t.Fatalf("EnsureReady = %v, want deadline exceeded", err)
 	}
-	if st := s.Snapshot(); st.Phase != PhaseStarting || st.InFlight != 0 {
+	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
+	// The abandoned waiter was never counted as in flight.
+	if st := s.Snapshot(); st.Phase != PhaseRunning || st.InFlight != 0 {
 		t.Fatalf("status = %+v", st)
 	}
 }
