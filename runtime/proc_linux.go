@@ -27,6 +27,23 @@ type procInfo struct {
 
 // readProc reads what identifies pid. It fails when pid does not exist.
 func readProc(pid int) (procInfo, error) {
+	pi, err := readStat(pid)
+	if err != nil {
+		return pi, err
+	}
+	cmd, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	if err != nil {
+		return pi, fmt.Errorf("read cmdline of pid %d: %w", pid, err)
+	}
+	cmd = bytes.TrimSuffix(cmd, []byte{0})
+	if len(cmd) > 0 {
+		pi.Cmdline = strings.Split(string(cmd), "\x00")
+	}
+	return pi, nil
+}
+
+// readStat reads /proc/<pid>/stat: state, process group, start time.
+func readStat(pid int) (procInfo, error) {
 	var pi procInfo
 	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
@@ -47,14 +64,6 @@ func readProc(pid int) (procInfo, error) {
 	pi.StartTime, err = strconv.ParseUint(f[19], 10, 64)
 	if err != nil {
 		return pi, fmt.Errorf("parse starttime of pid %d: %w", pid, err)
-	}
-	cmd, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-	if err != nil {
-		return pi, fmt.Errorf("read cmdline of pid %d: %w", pid, err)
-	}
-	cmd = bytes.TrimSuffix(cmd, []byte{0})
-	if len(cmd) > 0 {
-		pi.Cmdline = strings.Split(string(cmd), "\x00")
 	}
 	return pi, nil
 }
@@ -174,7 +183,36 @@ func (w *watcher) wait() (st exitStatus, ok bool) {
 			st.Code = ws.ExitStatus()
 		}
 	}
+	// SIGKILL is delivered asynchronously: wait (briefly) until no live
+	// member of the group is left, so the port is free once the exit is
+	// reported.
+	for deadline := time.Now().Add(time.Second); !groupGone(w.pgid) && time.Now().Before(deadline); {
+		time.Sleep(2 * time.Millisecond)
+	}
 	return st, true
+}
+
+// groupGone reports whether process group pgid has no live (non-zombie)
+// member. Zombies count as gone: they hold no sockets.
+func groupGone(pgid int) bool {
+	if pgid <= 1 || unix.Kill(-pgid, 0) != nil {
+		return true
+	}
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return true
+	}
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		pi, err := readStat(pid)
+		if err == nil && pi.PGID == pgid && !pi.Zombie {
+			return false
+		}
+	}
+	return true
 }
 
 // cancel makes a pending or future wait return false.

@@ -209,8 +209,13 @@ func TestGrandchildGoesWithTheGroup(t *testing.T) {
 				}
 				waitPhase(t, s, PhaseFailed, 5*time.Second)
 			}
-			waitFor(t, 2*time.Second, "grandchild gone", func() bool { return !alive(gc) })
-			waitFor(t, 2*time.Second, "port free", func() bool { return portIsFree(st.Port) })
+			// Gone as soon as the exit is reported, not eventually.
+			if alive(gc) {
+				t.Fatalf("grandchild %d alive", gc)
+			}
+			if !portIsFree(st.Port) {
+				t.Fatalf("port %d busy", st.Port)
+			}
 			if alive(st.PID) {
 				t.Fatalf("child %d alive", st.PID)
 			}
