@@ -1,5 +1,41 @@
 // Package runtime supervises llama-server processes: one Supervisor per
 // instance, each owned by one goroutine.
+//
+// A Manager owns what supervisors share: the port range, the data
+// directory (logs/<name>.log, run/<name>.json) and the records of a
+// previous run. A Supervisor turns a Config into a live, healthy process
+// and keeps it so (see Supervisor for the state table).
+//
+// Processes. The binary runs with cfg.Args + "--host H --port P", the
+// daemon environment plus cfg.Env, DataDir as working directory, stdin
+// on /dev/null, in its own process group. Stop is SIGTERM to the group,
+// StopTimeout, SIGKILL to the group; whenever the leader exits (stop or
+// crash) the rest of its group is killed before the leader is reaped, so a
+// wrapper's children never outlive it holding the port. Exits are watched
+// through a pidfd (also for adopted processes, which are not our
+// children), so no goroutine blocks in an uncancellable wait.
+//
+// Ports. An explicit Config.Port is used as is. Otherwise a port of
+// [PortMin, PortMax] is leased: never to two instances, only after a bind
+// test shows it free, released when the process is gone. A child that
+// exits with code 1 within 500 ms of exec while its leased port is busy
+// lost a race for the port: it is started again on another port, not
+// counted as a crash (at most 3 times per start).
+//
+// Readiness. running means GET /health answered 200 (probed on loopback
+// when the host is a wildcard), polled every 4 ms for the first 200 ms,
+// then backing off to 1 s, bounded by StartupTimeout.
+//
+// Logs. The child writes straight into its log file (see logfile.go for
+// why and how rotation works); Tail reads from the end of the file.
+//
+// Adoption. Each child's pid, pgid, port, /proc start time, command line
+// and config hash are recorded (atomic write) in run/<name>.json. With
+// KeepOnShutdown, Shutdown leaves children and records in place; the next
+// Manager adopts a recorded child whose hash matches, that is still the
+// same process (start time and command line) and healthy, and watches it
+// like its own. ReapStale stops recorded children nobody claimed; records
+// whose pid now belongs to an unrelated process are dropped, not killed.
 package runtime
 
 import (
@@ -34,12 +70,12 @@ type Config struct {
 	Port   int    // 0 = lease one from the manager's port range
 	Hash   string // canonical spec hash; a change means restart
 
-	StopTimeout    time.Duration
-	StartupTimeout time.Duration
+	StopTimeout    time.Duration // SIGTERM to SIGKILL; 0 = DefaultStopTimeout
+	StartupTimeout time.Duration // exec to healthy; 0 = DefaultStartupTimeout
 
-	AutoRestart  bool
-	MaxRestarts  int
-	RestartDelay time.Duration
+	AutoRestart  bool          // false: a crash leaves the instance failed
+	MaxRestarts  int           // restarts before failed; < 0 = no limit
+	RestartDelay time.Duration // first backoff; doubles up to MaxRestartDelay
 
 	OnDemand    bool          // sleep until EnsureReady
 	IdleTimeout time.Duration // 0 = never stop for idleness
@@ -74,8 +110,8 @@ type ManagerOptions struct {
 	PortMin        int
 	PortMax        int
 	KeepOnShutdown bool // leave children running for adoption on Shutdown
-	LogMaxBytes    int64
-	LogBackups     int
+	LogMaxBytes    int64 // rotate a log past this size; default 10 MiB
+	LogBackups     int   // rotated files kept (name.log.1 ...); 0 = 3, < 0 = none
 	OnEvent        func(Event) // optional; called from supervisor goroutines, must not block
 
 	// Logger, when set, gets one line per phase transition (field
