@@ -109,9 +109,9 @@ type ManagerOptions struct {
 	DataDir        string // logs in DataDir/logs, records in DataDir/run
 	PortMin        int
 	PortMax        int
-	KeepOnShutdown bool // leave children running for adoption on Shutdown
-	LogMaxBytes    int64 // rotate a log past this size; default 10 MiB
-	LogBackups     int   // rotated files kept (name.log.1 ...); 0 = 3, < 0 = none
+	KeepOnShutdown bool        // leave children running for adoption on Shutdown
+	LogMaxBytes    int64       // rotate a log past this size; default 10 MiB
+	LogBackups     int         // rotated files kept (name.log.1 ...); 0 = 3, < 0 = none
 	OnEvent        func(Event) // optional; called from supervisor goroutines, must not block
 
 	// Logger, when set, gets one line per phase transition (field
