@@ -93,8 +93,8 @@ func TestListAndGet(t *testing.T) {
 func TestWrites(t *testing.T) {
 	var got struct {
 		name, ifMatch, state string
-		format           spec.Format
-		spec             *spec.Spec
+		format               spec.Format
+		spec                 *spec.Spec
 	}
 	f := fleetOf(sample("a", runtime.PhaseRunning))
 	f.CreateFn = func(name string, s *spec.Spec, fm spec.Format) (reconcile.InstanceStatus, error) {

@@ -6,17 +6,17 @@ import "strings"
 type routeKind uint8
 
 const (
-	routeNotFound routeKind = iota
-	routeOpenAPI            // /api/v1/openapi.json
-	routeInstances          // /api/v1/instances
-	routeInstance           // /api/v1/instances/{name}
-	routeAction             // /api/v1/instances/{name}/{start|stop|restart}
-	routeLogs               // /api/v1/instances/{name}/logs
-	routeProxy              // /api/v1/instances/{name}/proxy[/rest]
-	routeServer             // /api/v1/server/{devices|help|version}
-	routeModels             // /v1/models
-	routeModel              // /v1/models/{id}
-	routeOpenAI             // /v1/anything-else
+	routeNotFound  routeKind = iota
+	routeOpenAPI             // /api/v1/openapi.json
+	routeInstances           // /api/v1/instances
+	routeInstance            // /api/v1/instances/{name}
+	routeAction              // /api/v1/instances/{name}/{start|stop|restart}
+	routeLogs                // /api/v1/instances/{name}/logs
+	routeProxy               // /api/v1/instances/{name}/proxy[/rest]
+	routeServer              // /api/v1/server/{devices|help|version}
+	routeModels              // /v1/models
+	routeModel               // /v1/models/{id}
+	routeOpenAI              // /v1/anything-else
 )
 
 // route is a parsed request path.
