@@ -69,6 +69,7 @@ func TestCLI(t *testing.T) {
 	noModel := write("bad/nomodel.yaml", "ctx_size: 2048\n")
 
 	t.Run("ValidateGood", func(t *testing.T) {
+		t.Parallel()
 		for _, args := range [][]string{{goodYAML, goodTOML, goodJSON}, {filepath.Join(dir, "good")}} {
 			code, stdout, stderr := runCLI(t, nil, append([]string{"validate"}, args...)...)
 			if code != 0 || stdout != "" {
@@ -78,6 +79,7 @@ func TestCLI(t *testing.T) {
 	})
 
 	t.Run("ValidateBad", func(t *testing.T) {
+		t.Parallel()
 		cases := []struct {
 			file string
 			line string // expected line number; "" = any
@@ -117,9 +119,11 @@ func TestCLI(t *testing.T) {
 		}
 	})
 
+	cfg := write("cfg/bad.yaml", "specs_dir: "+dir+"\nlisten: 127.0.0.1:0\nlisen: oops\n")
+	tomlCfg := write("cfg/bad.toml", "listen = \"127.0.0.1:0\"\n[port_range]\nmin = 9\nmax = 1\n")
+
 	t.Run("BadConfigExits2", func(t *testing.T) {
-		cfg := write("cfg/bad.yaml", "specs_dir: "+dir+"\nlisten: 127.0.0.1:0\nlisen: oops\n")
-		tomlCfg := write("cfg/bad.toml", "listen = \"127.0.0.1:0\"\n[port_range]\nmin = 9\nmax = 1\n")
+		t.Parallel()
 		base := []string{"serve", "--specs", filepath.Join(dir, "good"), "--data-dir", filepath.Join(dir, "data"),
 			"--llama-server", fakellamaBin}
 		cases := []struct {
@@ -147,6 +151,7 @@ func TestCLI(t *testing.T) {
 	})
 
 	t.Run("Version", func(t *testing.T) {
+		t.Parallel()
 		code, stdout, stderr := runCLI(t, nil, "version")
 		if code != 0 || !strings.HasPrefix(stdout, "llamactl ") {
 			t.Errorf("version: exit %d, stdout %q, stderr %q", code, stdout, stderr)

@@ -2,12 +2,14 @@ package e2e
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"math/rand/v2"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -45,7 +47,18 @@ var client = &http.Client{
 	Timeout:   30 * time.Second,
 }
 
+// waitBoundParallel is how many tests run at once unless -test.parallel
+// is given: the tests mostly wait for processes and timers, so more of
+// them than CPUs keeps the package fast without loading the machine.
+const waitBoundParallel = 8
+
 func TestMain(m *testing.M) {
+	flag.Parse()
+	explicit := false
+	flag.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "test.parallel" })
+	if !explicit {
+		_ = flag.Set("test.parallel", strconv.Itoa(waitBoundParallel))
+	}
 	dir, err := os.MkdirTemp("", "llamactl-e2e-bin-")
 	if err == nil {
 		// /proc/PID/exe shows the resolved path; compare against that.
