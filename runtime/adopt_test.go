@@ -164,3 +164,35 @@ func TestSuperviseDropsForeignRecord(t *testing.T) {
 		t.Fatal("Supervise killed an unrelated process")
 	}
 }
+
+// A recorded child still loading its model is adopted as starting and
+// becomes running without a restart.
+func TestAdoptWhileLoading(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	cfg := testConfig("loading", "FAKELLAMA_LOAD_DELAY=700ms")
+	m1 := newManager(t, func(o *ManagerOptions) { o.DataDir = dir; o.KeepOnShutdown = true })
+	s1 := m1.Supervise(cfg)
+	if err := s1.Start(ctxT(t, time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	var pid int
+	waitFor(t, 2*time.Second, "recorded child", func() bool {
+		b, err := os.ReadFile(filepath.Join(dir, "run", "loading.json"))
+		pid = s1.Snapshot().PID
+		return err == nil && len(b) > 0 && pid != 0
+	})
+	if err := m1.Shutdown(ctxT(t, 5*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	m2 := newManager(t, func(o *ManagerOptions) { o.DataDir = dir })
+	s := m2.Supervise(cfg)
+	st := s.Snapshot()
+	if st.Phase != PhaseStarting || !st.Adopted || st.PID != pid {
+		t.Fatalf("adopted while loading: %+v (pid was %d)", st, pid)
+	}
+	st = waitPhase(t, s, PhaseRunning, 5*time.Second)
+	if st.PID != pid || !st.Adopted || st.Restarts != 0 {
+		t.Fatalf("after loading: %+v (pid was %d)", st, pid)
+	}
+}

@@ -129,7 +129,7 @@ type ManagerOptions struct {
 	// for rotation; default 1s.
 	LogCheckInterval time.Duration
 	// AdoptProbeTimeout bounds the /health probe of a recorded child
-	// before adopting it; default 2s.
+	// before adopting it; default 1s.
 	AdoptProbeTimeout time.Duration
 }
 

@@ -196,15 +196,20 @@ func (s *Supervisor) onUpdate(cfg Config) error {
 		}
 	case ls.phase == PhaseBackoff:
 		s.wake(true)
+	case ls.draining && ls.proc.hash == cfg.Hash: // changed back: keep the process
+		s.setDraining(false)
+		ls.killT.Stop()
+		s.setPhase(PhaseRunning, "config changed back")
+		s.enterRunning()
 	case ls.proc != nil && !ls.proc.stopping && ls.proc.hash != cfg.Hash:
 		// Let in-flight requests finish (bounded by StopTimeout); new ones
 		// wait in EnsureReady for the new process.
 		s.ready.Store(nil)
+		s.setDraining(true) // before the check: a release now signals the loop
 		if s.inflight.Load() == 0 {
 			s.stopChild(stopRestart, "config changed")
 			return nil
 		}
-		ls.draining = true
 		s.setPhase(PhaseStopping, "config changed: draining in-flight requests")
 		ls.killT.Reset(s.stopTimeout())
 	}
@@ -288,18 +293,31 @@ func (s *Supervisor) startChild() {
 		Cmdline: argv, Binary: bin, Hash: cfg.Hash, StartedAt: now, LogOffset: off,
 	}
 	s.refreshRecord(c)
+	s.awaitHealth(c)
+	s.setPhase(PhaseStarting, fmt.Sprintf("pid %d on %s", pid, c.addr))
+	s.publish()
+}
+
+// setDraining says whether the loop waits for the in-flight count to
+// reach zero; only then does the last release signal the loop.
+func (s *Supervisor) setDraining(b bool) {
+	s.ls.draining = b
+	s.wantDrain.Store(b)
+}
+
+// awaitHealth polls c's /health on a helper goroutine, bounded by
+// StartupTimeout, and reports to the loop.
+func (s *Supervisor) awaitHealth(c *child) {
 	ctx, cancel := context.WithTimeout(context.Background(), s.startupTimeout())
 	c.healthCancel = cancel
-	gen := c.gen
+	gen, addr := c.gen, c.addr
 	s.m.wg.Go(func() {
-		err := waitHealthy(ctx, c.addr)
+		err := waitHealthy(ctx, addr)
 		select {
 		case s.events <- healthResult{gen: gen, err: err}:
 		case <-s.done:
 		}
 	})
-	s.setPhase(PhaseStarting, fmt.Sprintf("pid %d on %s", pid, c.addr))
-	s.publish()
 }
 
 // refreshRecord writes c's record with its start time and command line as
@@ -344,7 +362,9 @@ func (s *Supervisor) onHealth(h healthResult) {
 		return
 	}
 	c.healthyAt = time.Now()
-	s.refreshRecord(c)
+	if !c.adopted {
+		s.refreshRecord(c)
+	}
 	ls.portRetries = 0
 	ls.avoid = nil
 	s.setPhase(PhaseRunning, "healthy")
@@ -415,7 +435,7 @@ func (s *Supervisor) stopChild(why stopReason, reason string) {
 		return
 	}
 	s.ready.Store(nil)
-	ls.draining = false
+	s.setDraining(false)
 	if c.healthCancel != nil {
 		c.healthCancel()
 	}
@@ -440,7 +460,7 @@ func (s *Supervisor) onKillTimer() {
 		return
 	}
 	if ls.draining { // in-flight requests took too long
-		ls.draining = false
+		s.setDraining(false)
 		s.stopChild(stopRestart, "config changed")
 		return
 	}
@@ -458,7 +478,7 @@ func (s *Supervisor) onExit(e exited) {
 		return
 	}
 	ls.proc = nil
-	ls.draining = false
+	s.setDraining(false)
 	ls.killT.Stop()
 	ls.idleT.Stop()
 	ls.stableT.Stop()

@@ -72,7 +72,7 @@ func NewManager(opts ManagerOptions) (*Manager, error) {
 		opts.LogCheckInterval = DefaultLogCheckInterval
 	}
 	if opts.AdoptProbeTimeout <= 0 {
-		opts.AdoptProbeTimeout = 2 * time.Second
+		opts.AdoptProbeTimeout = time.Second
 	}
 	if opts.Env == nil {
 		opts.Env = os.Environ()
@@ -107,11 +107,14 @@ func NewManager(opts ManagerOptions) (*Manager, error) {
 
 // Supervise returns the supervisor for cfg.Name, creating it (stopped) if
 // needed; an existing supervisor keeps its config (use Update). A child
-// recorded by a previous run with the same name and hash that is alive,
-// ours and healthy is adopted (phase running, Adopted) instead of started
-// anew. A recorded child that is ours but has another hash or is not
-// healthy is stopped by the new supervisor; a record whose pid is gone or
-// now belongs to an unrelated process is dropped.
+// recorded by a previous run with the same name and hash that is alive and
+// ours is adopted instead of started anew: phase running (Adopted) when
+// /health answers 200, else starting (it may still be loading its model;
+// StartupTimeout counts from now). An adopted instance is desired-running;
+// call Stop if it should not run. A recorded child that is ours but has
+// another hash is stopped by the new supervisor (Start then starts the new
+// config); a record whose pid is gone or now belongs to an unrelated
+// process is dropped.
 func (m *Manager) Supervise(cfg Config) *Supervisor {
 	m.mu.Lock()
 	if s, ok := m.sups[cfg.Name]; ok {
@@ -125,9 +128,9 @@ func (m *Manager) Supervise(cfg Config) *Supervisor {
 	m.mu.Unlock()
 
 	var old *child // a recorded child to adopt or to stop
-	adopt := false
+	mode := adoptNone
 	if hasRec {
-		old, adopt = m.claim(rec, cfg)
+		old, mode = m.claim(rec, cfg)
 	}
 	s := newSupervisor(m, cfg)
 	m.mu.Lock()
@@ -155,16 +158,26 @@ func (m *Manager) Supervise(cfg Config) *Supervisor {
 		s.inert(reason)
 		return s
 	}
-	s.boot(old, adopt)
+	s.boot(old, mode)
 	return s
 }
 
-// claim checks a record of a previous run: it returns the child to adopt
-// (adopt true) or to stop (adopt false), or nil when the record is dropped.
-func (m *Manager) claim(rec record, cfg Config) (*child, bool) {
+// adoptMode says what a new supervisor does with a recorded child.
+type adoptMode int
+
+const (
+	adoptNone     adoptMode = iota // no child
+	adoptRunning                   // healthy: adopt as running
+	adoptStarting                  // not healthy yet: adopt and wait for health
+	adoptStop                      // another config: stop it
+)
+
+// claim checks a record of a previous run: it returns the child and what
+// to do with it, or nil when the record is dropped.
+func (m *Manager) claim(rec record, cfg Config) (*child, adoptMode) {
 	if !rec.ours() {
 		m.dropRecord(rec)
-		return nil, false
+		return nil, adoptNone
 	}
 	pidfd, err := unix.PidfdOpen(rec.PID, 0)
 	if err != nil || !rec.ours() { // recheck: the pid may have been reused before pidfd_open
@@ -172,29 +185,32 @@ func (m *Manager) claim(rec record, cfg Config) (*child, bool) {
 			_ = unix.Close(pidfd)
 		}
 		m.dropRecord(rec)
-		return nil, false
+		return nil, adoptNone
 	}
 	w, err := newWatcher(rec.PID, rec.PGID, pidfd, false)
 	if err != nil {
 		m.dropRecord(rec)
-		return nil, false
+		return nil, adoptNone
 	}
 	c := &child{
 		pid: rec.PID, pgid: rec.PGID, port: rec.Port, leased: rec.Leased, host: rec.Host,
 		addr:    net.JoinHostPort(probeHost(rec.Host), strconv.Itoa(rec.Port)),
-		started: rec.StartedAt, healthyAt: time.Now(), logOffset: rec.LogOffset,
-		hash: rec.Hash, adopted: true, w: w,
+		started: rec.StartedAt, logOffset: rec.LogOffset,
+		hash: rec.Hash, adopted: true, w: w, rec: rec,
 	}
 	if rec.Leased {
 		m.ports.claim(cfg.Name, rec.Port)
 	}
 	if rec.Hash != cfg.Hash {
-		return c, false
+		return c, adoptStop
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), m.opts.AdoptProbeTimeout)
 	defer cancel()
-	ok, _ := probeHealth(ctx, c.addr, m.opts.AdoptProbeTimeout)
-	return c, ok
+	if ok, _ := probeHealth(ctx, c.addr, m.opts.AdoptProbeTimeout); ok {
+		c.healthyAt = time.Now()
+		return c, adoptRunning
+	}
+	return c, adoptStarting
 }
 
 func (m *Manager) dropRecord(rec record) {

@@ -142,9 +142,10 @@ func (s *Supervisor) releaser() func() {
 	}
 }
 
-// done1 ends one in-flight request and tells the loop when none is left.
+// done1 ends one in-flight request and tells the loop when none is left
+// and it waits for that.
 func (s *Supervisor) done1() {
-	if s.inflight.Add(-1) == 0 {
+	if s.inflight.Add(-1) == 0 && s.wantDrain.Load() {
 		select {
 		case s.drained <- struct{}{}:
 		default:

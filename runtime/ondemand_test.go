@@ -265,3 +265,63 @@ func TestUpdate(t *testing.T) {
 	}
 	_ = r.addr
 }
+
+func TestUpdateDrainBoundedByStopTimeout(t *testing.T) {
+	t.Parallel()
+	m := newManager(t, nil)
+	cfg := testConfig("drain")
+	cfg.StopTimeout = 200 * time.Millisecond
+	s, st := startRunning(t, m, cfg)
+	_, release, err := s.EnsureReady(ctxT(t, time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer release()
+	cfg.Hash = "h2"
+	begin := time.Now()
+	if err := s.Update(ctxT(t, time.Second), cfg); err != nil {
+		t.Fatal(err)
+	}
+	var now Status
+	waitFor(t, 5*time.Second, "new process despite a stuck request", func() bool {
+		now = s.Snapshot()
+		return now.Phase == PhaseRunning && now.PID != st.PID
+	})
+	if el := time.Since(begin); el < 200*time.Millisecond {
+		t.Fatalf("restarted after %s, before the drain bound", el)
+	}
+	if now.Hash != "h2" {
+		t.Fatalf("status = %+v", now)
+	}
+}
+
+func TestUpdateChangedBackKeepsProcess(t *testing.T) {
+	t.Parallel()
+	m := newManager(t, nil)
+	cfg := testConfig("back")
+	s, st := startRunning(t, m, cfg)
+	_, release, err := s.EnsureReady(ctxT(t, time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg2 := cfg
+	cfg2.Hash = "h2"
+	if err := s.Update(ctxT(t, time.Second), cfg2); err != nil {
+		t.Fatal(err)
+	}
+	if now := s.Snapshot(); now.Phase != PhaseStopping {
+		t.Fatalf("draining status = %+v", now)
+	}
+	if err := s.Update(ctxT(t, time.Second), cfg); err != nil {
+		t.Fatal(err)
+	}
+	release()
+	addr, release, err := s.EnsureReady(ctxT(t, time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	release()
+	if now := s.Snapshot(); now.Phase != PhaseRunning || now.PID != st.PID || addr != st.addr() {
+		t.Fatalf("after changing back: %+v (was pid %d, addr %s; got %s)", now, st.PID, st.addr(), addr)
+	}
+}

@@ -47,10 +47,11 @@ type Supervisor struct {
 	drained chan struct{} // cap 1: in-flight count reached 0
 	done    chan struct{} // closed when loop has ended
 
-	ready    atomic.Pointer[string] // upstream address while running and accepting requests
-	inflight atomic.Int64
-	lastEnd  atomic.Int64 // unix nanoseconds of the end of the last request
-	status   atomic.Pointer[Status]
+	ready     atomic.Pointer[string] // upstream address while running and accepting requests
+	inflight  atomic.Int64
+	wantDrain atomic.Bool  // the loop waits for inflight to reach 0
+	lastEnd   atomic.Int64 // unix nanoseconds of the end of the last request
+	status    atomic.Pointer[Status]
 
 	subMu  sync.Mutex
 	subs   map[chan Event]struct{}
@@ -191,26 +192,34 @@ func (s *Supervisor) inert(reason string) {
 }
 
 // boot starts the loop, with a recorded child of a previous run to adopt
-// (adopt) or to stop.
-func (s *Supervisor) boot(old *child, adopt bool) {
+// or to stop (mode).
+func (s *Supervisor) boot(old *child, mode adoptMode) {
 	ls := &s.ls
 	if old != nil {
 		ls.gen++
 		old.gen = ls.gen
 		ls.proc = old
 		s.watch(old)
-		if adopt {
+		switch mode {
+		case adoptRunning:
 			ls.desired = true
 			ls.phase = PhaseRunning
 			ls.since = time.Now()
 			s.ready.Store(&old.addr)
+		case adoptStarting:
+			ls.desired = true
+			ls.phase = PhaseStarting
+			ls.since = time.Now()
+		}
+		if mode != adoptStop {
+			s.m.log.Info().Str("instance", s.name).Int("pid", old.pid).Str("phase", string(ls.phase)).Msg("adopted")
 		}
 	}
 	s.publish()
-	s.m.wg.Go(func() { s.loop(old != nil && !adopt) })
+	s.m.wg.Go(func() { s.loop(mode) })
 }
 
-func (s *Supervisor) loop(stopOld bool) {
+func (s *Supervisor) loop(mode adoptMode) {
 	ls := &s.ls
 	ls.backoffT = s.newTimer()
 	ls.killT = s.newTimer()
@@ -218,11 +227,13 @@ func (s *Supervisor) loop(stopOld bool) {
 	ls.stableT = s.newTimer()
 	ls.logT = time.NewTicker(s.m.opts.LogCheckInterval)
 	defer s.end()
-	if ls.proc != nil && ls.phase == PhaseRunning {
+	switch mode {
+	case adoptRunning:
 		s.enterRunning()
-	}
-	if stopOld {
-		s.stopChild(stopStale, "recorded child has another config hash or is not healthy")
+	case adoptStarting:
+		s.awaitHealth(ls.proc)
+	case adoptStop:
+		s.stopChild(stopStale, "recorded child runs another config")
 	}
 	for !(ls.closing && ls.proc == nil) {
 		select {
@@ -237,7 +248,7 @@ func (s *Supervisor) loop(stopOld bool) {
 			}
 		case <-s.drained:
 			if ls.draining && s.inflight.Load() == 0 {
-				ls.draining = false
+				s.setDraining(false)
 				s.stopChild(stopRestart, "config changed")
 			}
 		case <-ls.backoffT.C:
