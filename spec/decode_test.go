@@ -40,6 +40,7 @@ func TestDecodeErrors(t *testing.T) {
 		{"toml duplicate", TOML, "model = \"/m\"\nmodel = \"/n\"\n", `f:2:1: duplicate key "model" (first at line 1)`},
 		{"toml duplicate table", TOML, "[env]\nA = \"1\"\n[env]\nB = \"2\"\n", `f:3:2: duplicate table [env]`},
 		{"toml dotted duplicate", TOML, "env.A = \"1\"\n[env]\nA = \"2\"\n", `f:3:1: duplicate key "A" (first at line 1)`},
+		{"toml extend inline table", TOML, "env = { A = \"1\" }\nenv.B = \"2\"\n", `f:2:1: duplicate key "env" (first at line 1)`},
 		{"empty", YAML, "", `f: empty spec`},
 		{"blank", TOML, "  \n\n", `f: empty spec`},
 		{"only comment", YAML, "# nothing\n", `f: empty spec`},

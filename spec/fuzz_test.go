@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"testing"
 )
 
@@ -74,6 +75,21 @@ func FuzzValidateName(f *testing.F) {
 		err := ValidateName(name)
 		if (err == nil) != nameRE.MatchString(name) {
 			t.Fatalf("ValidateName(%q) = %v, rule says %v", name, err, nameRE.MatchString(name))
+		}
+	})
+}
+
+// FuzzParseHelp: any --help text parses without panicking, and a flag
+// the parser reports is one that appears in the text.
+func FuzzParseHelp(f *testing.F) {
+	f.Add(recordedHelp[:600])
+	f.Add("-fa,   --flash-attn [on|off|auto]       x\n--no-x\n-a, , --b")
+	f.Fuzz(func(t *testing.T, help string) {
+		fl := ParseHelp(help)
+		for _, name := range fl.List() {
+			if !strings.Contains(help, name) {
+				t.Fatalf("flag %q not in the text", name)
+			}
 		}
 	})
 }

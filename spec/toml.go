@@ -18,11 +18,13 @@ type tomlParser struct {
 	// explicit records the tables opened by a [header], to reject a
 	// second [header] of the same table.
 	explicit map[*node]bool
+	// inline records inline tables, which TOML forbids extending.
+	inline map[*node]bool
 }
 
 // parseTOML returns nil when the file holds nothing or on a syntax error.
 func parseTOML(data []byte, e *errs) (root *node) {
-	t := &tomlParser{data: data, e: e, explicit: map[*node]bool{}}
+	t := &tomlParser{data: data, e: e, explicit: map[*node]bool{}, inline: map[*node]bool{}}
 	defer func() {
 		if r := recover(); r != nil {
 			e.add(pos{}, "", "syntax error: cannot parse TOML")
@@ -112,7 +114,7 @@ func (t *tomlParser) descend(m *node, parts []string, ps []pos) *node {
 			m = c
 			continue
 		}
-		if e.val.kind != kMap {
+		if e.val.kind != kMap || t.inline[e.val] {
 			t.e.add(ps[i], strings.Join(parts[:i+1], "."), "duplicate key %q (first at line %d)", strings.Join(parts[:i+1], "."), e.at.Line)
 			return nil
 		}
@@ -201,6 +203,7 @@ func (t *tomlParser) value(v *unstable.Node, depth int) *node {
 				t.keyValue(out, kv, depth+1)
 			}
 		}
+		t.inline[out] = true
 		return out
 	}
 	t.e.add(at, "", "dates and times are not supported in spec files")
