@@ -18,7 +18,7 @@ func keepRunning(t *testing.T, dir string, cfg Config) Status {
 		t.Fatal(err)
 	}
 	s := m1.Supervise(cfg)
-	if err := s.Start(ctxT(t, time.Second)); err != nil {
+	if err := s.Start(ctxT(t, 5*time.Second)); err != nil {
 		t.Fatal(err)
 	}
 	st := waitPhase(t, s, PhaseRunning, 5*time.Second)
@@ -53,7 +53,7 @@ func TestAdoptAfterRestart(t *testing.T) {
 	if now.Phase != PhaseRunning || !now.Adopted || now.PID != st.PID || now.Port != st.Port || now.Restarts != 0 {
 		t.Fatalf("adopted status = %+v (was %+v)", now, st)
 	}
-	addr, release, err := s.EnsureReady(ctxT(t, time.Second))
+	addr, release, err := s.EnsureReady(ctxT(t, 5*time.Second))
 	if err != nil || addr != st.addr() {
 		t.Fatalf("EnsureReady = %q, %v", addr, err)
 	}
@@ -79,7 +79,7 @@ func TestAdoptWithOtherHashRestarts(t *testing.T) {
 	m2 := newManager(t, func(o *ManagerOptions) { o.DataDir = dir })
 	cfg.Hash = "h2"
 	s := m2.Supervise(cfg)
-	if err := s.Start(ctxT(t, time.Second)); err != nil {
+	if err := s.Start(ctxT(t, 5*time.Second)); err != nil {
 		t.Fatal(err)
 	}
 	now := waitPhase(t, s, PhaseRunning, 5*time.Second)
@@ -173,7 +173,7 @@ func TestAdoptWhileLoading(t *testing.T) {
 	cfg := testConfig("loading", "FAKELLAMA_LOAD_DELAY=700ms")
 	m1 := newManager(t, func(o *ManagerOptions) { o.DataDir = dir; o.KeepOnShutdown = true })
 	s1 := m1.Supervise(cfg)
-	if err := s1.Start(ctxT(t, time.Second)); err != nil {
+	if err := s1.Start(ctxT(t, 5*time.Second)); err != nil {
 		t.Fatal(err)
 	}
 	var pid int

@@ -158,10 +158,10 @@ func TestRemoveAndShutdown(t *testing.T) {
 	default:
 		t.Fatal("removed supervisor still running")
 	}
-	if err := a.Start(ctxT(t, time.Second)); err == nil {
+	if err := a.Start(ctxT(t, 5*time.Second)); err == nil {
 		t.Fatal("Start on a removed supervisor succeeded")
 	}
-	if err := m.Remove(ctxT(t, time.Second), "nope"); err != nil {
+	if err := m.Remove(ctxT(t, 5*time.Second), "nope"); err != nil {
 		t.Fatalf("Remove of an unknown name: %v", err)
 	}
 	if err := m.Shutdown(ctxT(t, 5*time.Second)); err != nil {
@@ -174,7 +174,7 @@ func TestRemoveAndShutdown(t *testing.T) {
 		t.Fatalf("record after Shutdown: %v", err)
 	}
 	late := m.Supervise(testConfig("late"))
-	if err := late.Start(ctxT(t, time.Second)); err == nil {
+	if err := late.Start(ctxT(t, 5*time.Second)); err == nil {
 		t.Fatal("Start after Shutdown succeeded")
 	}
 }
@@ -184,7 +184,7 @@ func TestSuperviseInvalidName(t *testing.T) {
 	m := newManager(t, nil)
 	for _, name := range []string{"", "../escape", ".hidden", "-x", "a/b", strings.Repeat("n", 65)} {
 		s := m.Supervise(testConfig(name))
-		if err := s.Start(ctxT(t, time.Second)); err == nil {
+		if err := s.Start(ctxT(t, 5*time.Second)); err == nil {
 			t.Errorf("Start of %q succeeded", name)
 		}
 		if st := s.Snapshot(); !strings.Contains(st.LastError, "invalid instance name") {

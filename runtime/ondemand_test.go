@@ -49,7 +49,7 @@ func TestPortTakenAtExecRetries(t *testing.T) {
 			events <- ev
 		}
 	}()
-	if err := s.Start(ctxT(t, time.Second)); err != nil {
+	if err := s.Start(ctxT(t, 5*time.Second)); err != nil {
 		t.Fatal(err)
 	}
 	st := waitPhase(t, s, PhaseRunning, 5*time.Second)
@@ -82,10 +82,10 @@ func TestIdleStopWaitsForInFlight(t *testing.T) {
 	cfg.OnDemand = true
 	cfg.IdleTimeout = 100 * time.Millisecond
 	s := m.Supervise(cfg)
-	if err := s.Start(ctxT(t, time.Second)); err != nil {
+	if err := s.Start(ctxT(t, 5*time.Second)); err != nil {
 		t.Fatal(err)
 	}
-	waitPhase(t, s, PhaseSleeping, time.Second)
+	waitPhase(t, s, PhaseSleeping, 5*time.Second)
 	addr, release, err := s.EnsureReady(ctxT(t, 5*time.Second))
 	if err != nil {
 		t.Fatal(err)
@@ -131,7 +131,7 @@ func TestConcurrentEnsureReadyOneProcess(t *testing.T) {
 	s := m.Supervise(cfg)
 	events, cancel := s.Subscribe()
 	defer cancel()
-	if err := s.Start(ctxT(t, time.Second)); err != nil {
+	if err := s.Start(ctxT(t, 5*time.Second)); err != nil {
 		t.Fatal(err)
 	}
 	const n = 20
@@ -171,7 +171,7 @@ func TestEnsureReadyContextEnds(t *testing.T) {
 	cfg := testConfig("waiting", "FAKELLAMA_LOAD_DELAY=300ms")
 	cfg.OnDemand = true
 	s := m.Supervise(cfg)
-	if err := s.Start(ctxT(t, time.Second)); err != nil {
+	if err := s.Start(ctxT(t, 5*time.Second)); err != nil {
 		t.Fatal(err)
 	}
 	first := make(chan error, 1)
@@ -186,7 +186,7 @@ func TestEnsureReadyContextEnds(t *testing.T) {
 		}
 		first <- err
 	}()
-	waitPhase(t, s, PhaseStarting, time.Second)
+	waitPhase(t, s, PhaseStarting, 5*time.Second)
 	_, _, err := s.EnsureReady(ctxT(t, 50*time.Millisecond))
 	if !errors.Is(err, errDeadline) {
 		t.Fatalf("EnsureReady = %v, want deadline exceeded", err)
@@ -210,7 +210,7 @@ func TestUpdate(t *testing.T) {
 	// Same hash: applied in place, same process.
 	cfg.RestartDelay = time.Second
 	cfg.IdleTimeout = time.Hour
-	if err := s.Update(ctxT(t, time.Second), cfg); err != nil {
+	if err := s.Update(ctxT(t, 5*time.Second), cfg); err != nil {
 		t.Fatal(err)
 	}
 	if now := s.Snapshot(); now.PID != st.PID || now.Phase != PhaseRunning {
@@ -219,12 +219,12 @@ func TestUpdate(t *testing.T) {
 
 	// New hash with a request in flight: the old process serves it to
 	// the end; a request arriving meanwhile waits for the new process.
-	addr, release, err := s.EnsureReady(ctxT(t, time.Second))
+	addr, release, err := s.EnsureReady(ctxT(t, 5*time.Second))
 	if err != nil {
 		t.Fatal(err)
 	}
 	cfg.Hash = "h2"
-	if err := s.Update(ctxT(t, time.Second), cfg); err != nil {
+	if err := s.Update(ctxT(t, 5*time.Second), cfg); err != nil {
 		t.Fatal(err)
 	}
 	type result struct {
@@ -272,14 +272,14 @@ func TestUpdateDrainBoundedByStopTimeout(t *testing.T) {
 	cfg := testConfig("drain")
 	cfg.StopTimeout = 200 * time.Millisecond
 	s, st := startRunning(t, m, cfg)
-	_, release, err := s.EnsureReady(ctxT(t, time.Second))
+	_, release, err := s.EnsureReady(ctxT(t, 5*time.Second))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer release()
 	cfg.Hash = "h2"
 	begin := time.Now()
-	if err := s.Update(ctxT(t, time.Second), cfg); err != nil {
+	if err := s.Update(ctxT(t, 5*time.Second), cfg); err != nil {
 		t.Fatal(err)
 	}
 	var now Status
@@ -300,23 +300,23 @@ func TestUpdateChangedBackKeepsProcess(t *testing.T) {
 	m := newManager(t, nil)
 	cfg := testConfig("back")
 	s, st := startRunning(t, m, cfg)
-	_, release, err := s.EnsureReady(ctxT(t, time.Second))
+	_, release, err := s.EnsureReady(ctxT(t, 5*time.Second))
 	if err != nil {
 		t.Fatal(err)
 	}
 	cfg2 := cfg
 	cfg2.Hash = "h2"
-	if err := s.Update(ctxT(t, time.Second), cfg2); err != nil {
+	if err := s.Update(ctxT(t, 5*time.Second), cfg2); err != nil {
 		t.Fatal(err)
 	}
 	if now := s.Snapshot(); now.Phase != PhaseStopping {
 		t.Fatalf("draining status = %+v", now)
 	}
-	if err := s.Update(ctxT(t, time.Second), cfg); err != nil {
+	if err := s.Update(ctxT(t, 5*time.Second), cfg); err != nil {
 		t.Fatal(err)
 	}
 	release()
-	addr, release, err := s.EnsureReady(ctxT(t, time.Second))
+	addr, release, err := s.EnsureReady(ctxT(t, 5*time.Second))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -46,7 +46,10 @@ func (r record) ours() bool {
 
 func recordPath(dir, name string) string { return filepath.Join(dir, name+".json") }
 
-// writeRecord writes r atomically: temp file, fsync, rename, fsync dir.
+// writeRecord writes r atomically: temp file in the same directory, then
+// rename. There is no fsync: records matter across a daemon crash (the page
+// cache survives it), not across a power loss (which ends the children
+// too), and the supervisor loop must not stall on a busy disk.
 func writeRecord(dir string, r record) error {
 	b, err := json.MarshalIndent(r, "", "  ")
 	if err != nil {
@@ -57,9 +60,6 @@ func writeRecord(dir string, r record) error {
 		return fmt.Errorf("write record: %w", err)
 	}
 	_, err = tmp.Write(append(b, '\n'))
-	if err == nil {
-		err = tmp.Sync()
-	}
 	err = errors.Join(err, tmp.Close())
 	if err == nil {
 		err = os.Rename(tmp.Name(), recordPath(dir, r.Name))
@@ -67,10 +67,6 @@ func writeRecord(dir string, r record) error {
 	if err != nil {
 		_ = os.Remove(tmp.Name())
 		return fmt.Errorf("write record: %w", err)
-	}
-	if d, err := os.Open(dir); err == nil {
-		_ = d.Sync()
-		_ = d.Close()
 	}
 	return nil
 }

@@ -15,7 +15,7 @@ func TestCrashAfterRequestsRestarts(t *testing.T) {
 	s, st := startRunning(t, m, testConfig("crashy", "FAKELLAMA_CRASH_AFTER_REQUESTS=1", "FAKELLAMA_EXIT_CODE=7"))
 	events, cancel := s.Subscribe()
 	defer cancel()
-	addr, release, err := s.EnsureReady(ctxT(t, time.Second))
+	addr, release, err := s.EnsureReady(ctxT(t, 5*time.Second))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,7 +50,7 @@ func TestCrashLoopFails(t *testing.T) {
 	cfg := testConfig("loop", "FAKELLAMA_CRASH_AFTER=10ms", "FAKELLAMA_EXIT_CODE=3")
 	cfg.MaxRestarts = 2
 	s := m.Supervise(cfg)
-	if err := s.Start(ctxT(t, time.Second)); err != nil {
+	if err := s.Start(ctxT(t, 5*time.Second)); err != nil {
 		t.Fatal(err)
 	}
 	st := waitPhase(t, s, PhaseFailed, 10*time.Second)
@@ -60,7 +60,7 @@ func TestCrashLoopFails(t *testing.T) {
 	if !strings.Contains(st.LastError, "last log lines") {
 		t.Errorf("LastError %q has no log excerpt", st.LastError)
 	}
-	_, _, err := s.EnsureReady(ctxT(t, time.Second))
+	_, _, err := s.EnsureReady(ctxT(t, 5*time.Second))
 	if !errors.Is(err, ErrFailed) || !strings.Contains(err.Error(), "exit code 3") {
 		t.Fatalf("EnsureReady on failed = %v", err)
 	}
@@ -72,7 +72,7 @@ func TestCrashLoopFails(t *testing.T) {
 	// A new hash clears the failure.
 	cfg2 := testConfig("loop")
 	cfg2.Hash = "h2"
-	if err := s.Update(ctxT(t, time.Second), cfg2); err != nil {
+	if err := s.Update(ctxT(t, 5*time.Second), cfg2); err != nil {
 		t.Fatal(err)
 	}
 	st = waitPhase(t, s, PhaseRunning, 5*time.Second)
@@ -87,13 +87,13 @@ func TestRestartClearsFailed(t *testing.T) {
 	cfg := testConfig("rs", "FAKELLAMA_EXIT_AT_START=1")
 	cfg.AutoRestart = false
 	s := m.Supervise(cfg)
-	if err := s.Start(ctxT(t, time.Second)); err != nil {
+	if err := s.Start(ctxT(t, 5*time.Second)); err != nil {
 		t.Fatal(err)
 	}
 	waitPhase(t, s, PhaseFailed, 5*time.Second)
 	events, cancel := s.Subscribe()
 	defer cancel()
-	if err := s.Restart(ctxT(t, time.Second)); err != nil {
+	if err := s.Restart(ctxT(t, 5*time.Second)); err != nil {
 		t.Fatal(err)
 	}
 	select {
@@ -101,7 +101,7 @@ func TestRestartClearsFailed(t *testing.T) {
 		if ev.From != PhaseFailed || ev.To != PhaseStarting {
 			t.Fatalf("event after Restart = %+v", ev)
 		}
-	case <-time.After(time.Second):
+	case <-time.After(5 * time.Second):
 		t.Fatal("Restart did not start")
 	}
 	waitPhase(t, s, PhaseFailed, 5*time.Second)
@@ -114,10 +114,10 @@ func TestExitAtStart(t *testing.T) {
 	cfg.AutoRestart = false
 	cfg.OnDemand = true
 	s := m.Supervise(cfg)
-	if err := s.Start(ctxT(t, time.Second)); err != nil {
+	if err := s.Start(ctxT(t, 5*time.Second)); err != nil {
 		t.Fatal(err)
 	}
-	waitPhase(t, s, PhaseSleeping, time.Second)
+	waitPhase(t, s, PhaseSleeping, 5*time.Second)
 	_, _, err := s.EnsureReady(ctxT(t, 5*time.Second))
 	if !errors.Is(err, ErrNotReady) {
 		t.Fatalf("EnsureReady = %v, want ErrNotReady", err)
@@ -142,7 +142,7 @@ func TestStartupTimeout(t *testing.T) {
 	cfg.AutoRestart = false
 	s := m.Supervise(cfg)
 	begin := time.Now()
-	if err := s.Start(ctxT(t, time.Second)); err != nil {
+	if err := s.Start(ctxT(t, 5*time.Second)); err != nil {
 		t.Fatal(err)
 	}
 	pid := readPidFile(t, pidFile)

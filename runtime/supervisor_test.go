@@ -29,7 +29,7 @@ func TestStartStop(t *testing.T) {
 	if st.PID == 0 || st.Port < m.opts.PortMin || st.Port > m.opts.PortMax || st.StartedAt.IsZero() {
 		t.Fatalf("running status = %+v", st)
 	}
-	addr, release, err := s.EnsureReady(ctxT(t, time.Second))
+	addr, release, err := s.EnsureReady(ctxT(t, 5*time.Second))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,7 +69,7 @@ func TestStartStop(t *testing.T) {
 				t.Fatalf("event %+v", ev)
 			}
 			got = append(got, string(ev.From)+">"+string(ev.To))
-		case <-time.After(time.Second):
+		case <-time.After(5 * time.Second):
 			t.Fatalf("events so far %v", got)
 		}
 	}
@@ -77,7 +77,7 @@ func TestStartStop(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Fatalf("events = %v, want %v", got, want)
 	}
-	if _, _, err := s.EnsureReady(ctxT(t, time.Second)); err == nil || !strings.Contains(err.Error(), "stopped") {
+	if _, _, err := s.EnsureReady(ctxT(t, 5*time.Second)); err == nil || !strings.Contains(err.Error(), "stopped") {
 		t.Fatalf("EnsureReady on stopped = %v", err)
 	}
 }
