@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -22,6 +23,7 @@ func TestAccessControl(t *testing.T) {
 			"LLAMACTL_AUTH_MANAGEMENT_KEYS":        mkey,
 			"LLAMACTL_AUTH_INFERENCE_KEYS":         ikey,
 			"LLAMACTL_AUTH_REQUIRE_INFERENCE_AUTH": "true",
+			"LLAMACTL_LIMITS_MAX_BODY_BYTES":       "4096",
 		},
 		Args: []string{"--readonly"},
 	})
@@ -76,6 +78,10 @@ func TestAccessControl(t *testing.T) {
 	d.expectServedBy(d.call("POST", "/v1/chat/completions", chatBody, bearer(mkey)...), inst.PID, "proxy with the management key")
 	if r := d.call("GET", "/v1/models", nil, bearer("nope")...); r.Status != http.StatusUnauthorized {
 		t.Errorf("/v1/models with a wrong key: %s, want 401", r)
+	}
+	big := map[string]any{"model": "guarded", "messages": []map[string]string{{"role": "user", "content": strings.Repeat("x", 8192)}}}
+	if r := d.call("POST", "/v1/chat/completions", big, bearer(ikey)...); r.Status != http.StatusRequestEntityTooLarge {
+		t.Errorf("body over limits.max_body_bytes: %s, want 413", r)
 	}
 
 	// Read-only: writes are refused and change no file.

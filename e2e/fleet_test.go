@@ -77,6 +77,10 @@ func TestFleet(t *testing.T) {
 		t.Parallel()
 		testServerEndpoints(d.on(t))
 	})
+	t.Run("ExplicitPort", func(t *testing.T) {
+		t.Parallel()
+		testExplicitPort(d.on(t))
+	})
 }
 
 // 1. A spec file written into the directory becomes a healthy, listed

@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"encoding/json"
+	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -140,5 +142,33 @@ func testServerEndpoints(d *daemon) {
 	}
 	if !found {
 		t.Errorf("openapi.json has no /instances/{name} path among %d paths", len(doc.Paths))
+	}
+}
+
+// A spec's own port is used as is (not leased from the range), and the
+// instance is reachable there.
+func testExplicitPort(d *daemon) {
+	t := d.t
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	d.fd.writeSpec(t, "pinned.yaml", d.fd.specYAML("pinned", nil, fmt.Sprintf("port: %d", port)))
+	inst := d.waitHealthy("pinned")
+	if inst.Port != port {
+		t.Errorf("API port %d, want the spec's %d", inst.Port, port)
+	}
+	if argv := readArgv(t, d.fd, "pinned"); !hasArgPair(argv, "--port", strconv.Itoa(port)) {
+		t.Errorf("argv %q lacks --port %d", argv, port)
+	}
+	resp, err := client.Get(fmt.Sprintf("http://127.0.0.1:%d/health", port))
+	if err != nil {
+		t.Fatalf("health on the spec's port: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("X-Fake-Pid") != strconv.Itoa(inst.PID) {
+		t.Errorf("health on port %d: %d from pid %q, want 200 from %d", port, resp.StatusCode, resp.Header.Get("X-Fake-Pid"), inst.PID)
 	}
 }
