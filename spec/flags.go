@@ -45,7 +45,8 @@ var (
 // ParseHelp parses llama-server --help output: each line that starts with
 // a flag lists its spellings, separated by ", ", the last one optionally
 // followed by a value placeholder, then (after two or more spaces) the
-// description.
+// description. Flags whose description says the argument has been
+// removed are left out.
 func ParseHelp(help string) *Flags {
 	f := &Flags{takesValue: map[string]bool{}, desc: map[string]string{}}
 	lines := strings.Split(help, "\n")
@@ -80,6 +81,9 @@ func ParseHelp(help string) *Flags {
 			if len(words) > 1 {
 				value = true
 			}
+		}
+		if strings.Contains(desc, "argument has been removed") {
+			continue // listed only to explain its removal
 		}
 		for _, n := range names {
 			f.takesValue[n] = value

@@ -51,6 +51,9 @@ func TestParseHelp(t *testing.T) {
 		{"--spec-draft-n-ctx", true, true},
 		{"-cd", true, true},
 		{"--dump-kv-cache", false, false},
+		{"--draft-max", false, false},
+		{"--spec-ngram-size-n", false, false},
+		{"--spec-draft-n-max", true, true},
 		{"--verbose-prompt", false, false},
 		{"-----", false, false},
 	}
@@ -186,6 +189,7 @@ func TestFlagShapes(t *testing.T) {
 		{"host port not emitted", nil, &Spec{Host: ptr("0.0.0.0"), Port: ptr(8080)}, nil},
 		{"extra args last", nil, &Spec{ExtraArgs: []string{"--foo", "x y"}, Model: ptr("/m")}, []string{"--model", "/m", "--foo", "x y"}},
 		{"draft max new flag", nil, &Spec{DraftMax: ptr(8)}, []string{"--spec-draft-n-max", "8"}},
+		{"draft max old flag", ParseHelp("--draft-max N   max draft tokens\n"), &Spec{DraftMax: ptr(8)}, []string{"--draft-max", "8"}},
 		{"supervision not emitted", nil, &Spec{State: "stopped", AutoRestart: ptr(true), IdleTimeout: ptr(5)}, nil},
 	}
 	for _, tt := range tests {

@@ -39,6 +39,9 @@ func updateYAML(orig []byte, s *Spec) ([]byte, bool) {
 	if old == nil || len(e.list) > 0 {
 		return nil, false
 	}
+	if bytes.Contains(orig, []byte("\r")) {
+		return nil, false // keep line handling simple: re-encode
+	}
 	f, err := parseYAMLFile(orig)
 	if err != nil || len(f.Docs) != 1 {
 		return nil, false

@@ -1,6 +1,7 @@
 package spec
 
 import (
+	"bytes"
 	"errors"
 	"math"
 	"strings"
@@ -18,6 +19,8 @@ const maxDepth = 64
 // positions) into a node tree. A nil node with no error means the file
 // holds no document.
 func parseYAML(data []byte, e *errs) *node {
+	// the YAML parser miscounts lines after a comment ending in CRLF
+	data = bytes.ReplaceAll(data, []byte("\r\n"), []byte("\n"))
 	f, err := parseYAMLFile(data)
 	if err != nil {
 		e.add(yamlErrPos(err), "", "%s", yamlErrMsg(err))
