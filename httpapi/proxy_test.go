@@ -206,6 +206,19 @@ func TestInstanceProxy(t *testing.T) {
 			}
 		})
 	}
+	t.Run("chunked request body", func(t *testing.T) {
+		req, _ := http.NewRequest("POST", ts.base+"/api/v1/instances/echo/proxy/completion", io.MultiReader(strings.NewReader(`{"prompt":`), strings.NewReader(`"x"}`)))
+		req.Header.Set("X-API-Key", "mgmt-key")
+		resp, err := ts.client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || last().Body != `{"prompt":"x"}` {
+			t.Fatalf("status %d %s; upstream saw %+v", resp.StatusCode, out, last())
+		}
+	})
 	for _, tc := range []struct {
 		path   string
 		status int

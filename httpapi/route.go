@@ -35,14 +35,14 @@ const apiBase = "/api/v1"
 // contract lists it beneath its base path.
 func parseRoute(path string) route {
 	if strings.HasPrefix(path, "/v1/") {
-		return parseOpenAI(path[len("/v1"):])
+		return parseOpenAI(path)
 	}
 	p, ok := strings.CutPrefix(path, apiBase)
 	if !ok || (p != "" && p[0] != '/') {
 		return route{}
 	}
 	if strings.HasPrefix(p, "/v1/") {
-		return parseOpenAI(p[len("/v1"):])
+		return parseOpenAI(p)
 	}
 	switch {
 	case p == "/openapi.json":
@@ -89,15 +89,15 @@ func parseInstance(p string) route {
 	return route{}
 }
 
-// parseOpenAI parses an OpenAI path without its /v1 prefix ("/models").
+// parseOpenAI parses an OpenAI path ("/v1/...").
 func parseOpenAI(p string) route {
-	if p == "/models" || p == "/models/" {
+	if p == "/v1/models" || p == "/v1/models/" {
 		return route{kind: routeModels}
 	}
-	if id, ok := strings.CutPrefix(p, "/models/"); ok {
+	if id, ok := strings.CutPrefix(p, "/v1/models/"); ok {
 		return route{kind: routeModel, name: id}
 	}
-	return route{kind: routeOpenAI, rest: "/v1" + p}
+	return route{kind: routeOpenAI, rest: p}
 }
 
 // validName reports whether name follows the instance name rule: 1-64 of

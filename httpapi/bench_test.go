@@ -1,0 +1,183 @@
+package httpapi
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/valyala/fasthttp"
+)
+
+// The proxy benchmarks compare, in the same run, requests sent to
+// cmd/fakellama directly with the same requests sent through the proxy
+// (with auth off and on). They report rates and their ratios as metrics;
+// they assert nothing about speed. Run them with a fixed count, e.g.
+//
+//	go test -run '^$' -bench Proxy -benchtime 4000x ./httpapi/
+
+var (
+	benchChat   = []byte(`{"model":"tiny","max_tokens":8,"messages":[{"role":"user","content":"hi"}]}`)
+	benchStream = []byte(`{"model":"tiny","stream":true,"messages":[{"role":"user","content":"hi"}]}`)
+)
+
+const benchKey = "sk-bench-0123456789abcdef0123456789abcdef"
+
+// benchServer serves the proxy on a loopback listener until b ends.
+func benchServer(b *testing.B, cfg Config, fleet Fleet) string {
+	b.Helper()
+	s := New(cfg, fleet, ServerInfo{})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(ln) }()
+	b.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = s.Shutdown(ctx)
+		<-done
+	})
+	return ln.Addr().String()
+}
+
+// load sends n requests with conc concurrent connections and returns the
+// rate in requests per second.
+func load(b *testing.B, addr, key string, body []byte, conc, n int, stream bool) float64 {
+	b.Helper()
+	c := &fasthttp.HostClient{Addr: addr, MaxConns: conc, StreamResponseBody: stream, MaxIdleConnDuration: time.Second,
+		Dial: dialUpstream}
+	defer c.CloseIdleConnections()
+	var left atomic.Int64
+	left.Store(int64(n))
+	var failed atomic.Int64
+	var wg sync.WaitGroup
+	start := time.Now()
+	for range conc {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+			defer fasthttp.ReleaseRequest(req)
+			defer fasthttp.ReleaseResponse(resp)
+			for left.Add(-1) >= 0 {
+				req.Reset()
+				req.Header.SetMethod("POST")
+				req.SetRequestURI("/v1/chat/completions")
+				req.Header.SetHost(addr)
+				req.Header.SetContentType("application/json")
+				if key != "" {
+					req.Header.Set("Authorization", "Bearer "+key)
+				}
+				req.SetBodyRaw(body)
+				if err := c.Do(req, resp); err != nil || resp.StatusCode() != 200 {
+					failed.Add(1)
+					continue
+				}
+				if stream {
+					if bs := resp.BodyStream(); bs != nil {
+						_, _ = io.Copy(io.Discard, bs)
+					}
+					resp.SetConnectionClose() // as llama-server: never reuse after a stream
+					_ = resp.CloseBodyStream()
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	el := time.Since(start)
+	if f := failed.Load(); f > 0 {
+		b.Errorf("%d of %d requests to %s failed", f, n, addr)
+	}
+	return float64(n) / el.Seconds()
+}
+
+// firstChunk returns the mean time from sending a streamed request to
+// reading its first body bytes, over n sequential requests.
+func firstChunk(b *testing.B, addr string, n int) time.Duration {
+	b.Helper()
+	c := &fasthttp.HostClient{Addr: addr, StreamResponseBody: true, Dial: dialUpstream}
+	defer c.CloseIdleConnections()
+	req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+	defer fasthttp.ReleaseRequest(req)
+	defer fasthttp.ReleaseResponse(resp)
+	buf := make([]byte, 4096)
+	var total time.Duration
+	for range n {
+		req.Reset()
+		req.Header.SetMethod("POST")
+		req.SetRequestURI("/v1/chat/completions")
+		req.Header.SetHost(addr)
+		req.Header.SetContentType("application/json")
+		req.SetBodyRaw(benchStream)
+		start := time.Now()
+		if err := c.Do(req, resp); err != nil || resp.StatusCode() != 200 {
+			b.Fatalf("stream to %s: %v %d", addr, err, resp.StatusCode())
+		}
+		bs := resp.BodyStream()
+		if _, err := bs.Read(buf); err != nil && err != io.EOF {
+			b.Fatal(err)
+		}
+		total += time.Since(start)
+		_, _ = io.Copy(io.Discard, bs)
+		resp.SetConnectionClose()
+		_ = resp.CloseBodyStream()
+	}
+	return total / time.Duration(n)
+}
+
+func BenchmarkProxy(b *testing.B) {
+	up := startFakellama(b, "tiny")
+	r := &routes{addrs: map[string]string{"tiny": up}}
+	fleet := proxyFleet(r)
+	open := benchServer(b, Config{}, fleet)
+	authed := benchServer(b, Config{RequireInferenceAuth: true, InferenceKeys: []string{benchKey, "second-key"},
+		ManagementKeys: []string{"mgmt-key"}}, fleet)
+
+	for _, conc := range []int{4, 64} {
+		b.Run(fmt.Sprintf("chat/c=%d", conc), func(b *testing.B) {
+			direct := load(b, up, "", benchChat, conc, b.N, false)
+			proxied := load(b, open, "", benchChat, conc, b.N, false)
+			withAuth := load(b, authed, benchKey, benchChat, conc, b.N, false)
+			b.ReportMetric(direct, "direct-req/s")
+			b.ReportMetric(proxied, "proxy-req/s")
+			b.ReportMetric(withAuth, "auth-req/s")
+			b.ReportMetric(proxied/direct, "ratio")
+			b.ReportMetric(withAuth/direct, "ratio-auth")
+		})
+	}
+	b.Run("sse16/c=4", func(b *testing.B) {
+		direct := load(b, up, "", benchStream, 4, b.N, true)
+		proxied := load(b, open, "", benchStream, 4, b.N, true)
+		withAuth := load(b, authed, benchKey, benchStream, 4, b.N, true)
+		b.ReportMetric(direct, "direct-req/s")
+		b.ReportMetric(proxied, "proxy-req/s")
+		b.ReportMetric(proxied/direct, "ratio")
+		b.ReportMetric(withAuth/direct, "ratio-auth")
+	})
+	b.Run("ttfc", func(b *testing.B) {
+		n := max(b.N/10, 20)
+		direct := firstChunk(b, up, n)
+		proxied := firstChunk(b, open, n)
+		b.ReportMetric(float64(direct.Microseconds()), "direct-µs")
+		b.ReportMetric(float64(proxied.Microseconds()), "proxy-µs")
+		b.ReportMetric(float64((proxied - direct).Microseconds()), "overhead-µs")
+	})
+	b.Run("memory", func(b *testing.B) {
+		runtime.GC()
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		b.ReportMetric(float64(ms.HeapInuse)/(1<<20), "heap-inuse-MiB")
+		b.ReportMetric(float64(ms.Sys)/(1<<20), "sys-MiB")
+		b.ReportMetric(float64(runtime.NumGoroutine()), "goroutines")
+	})
+	if n := r.inFlight.Load(); n != 0 {
+		b.Fatalf("%d acquisitions not released", n)
+	}
+}
