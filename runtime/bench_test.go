@@ -116,3 +116,17 @@ func waitPortFree(b *testing.B, port int) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+// BenchmarkEnsureReadySerial is the hot path without contention.
+func BenchmarkEnsureReadySerial(b *testing.B) {
+	m := newManager(b, nil)
+	s, _ := startRunning(b, m, testConfig("bench-serial"))
+	ctx := context.Background()
+	for b.Loop() {
+		_, release, err := s.EnsureReady(ctx)
+		if err != nil {
+			b.Fatal(err)
+		}
+		release()
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -50,10 +51,23 @@ func TestCrashLoopFails(t *testing.T) {
 	cfg := testConfig("loop", "FAKELLAMA_CRASH_AFTER=10ms", "FAKELLAMA_EXIT_CODE=3")
 	cfg.MaxRestarts = 2
 	s := m.Supervise(cfg)
+	events, cancel := s.Subscribe()
+	defer cancel()
 	if err := s.Start(ctxT(t, 5*time.Second)); err != nil {
 		t.Fatal(err)
 	}
 	st := waitPhase(t, s, PhaseFailed, 10*time.Second)
+	cancel()
+	var backoffs []string
+	for ev := range events {
+		if ev.To == PhaseBackoff {
+			backoffs = append(backoffs, ev.Reason[:strings.Index(ev.Reason, ":")])
+		}
+	}
+	// Exponential from RestartDelay (10ms).
+	if want := []string{"restart 1 in 10ms", "restart 2 in 20ms"}; !slices.Equal(backoffs, want) {
+		t.Fatalf("backoffs = %q, want %q", backoffs, want)
+	}
 	if st.Restarts != 2 || !strings.Contains(st.LastError, "gave up after 2 restarts") || !strings.Contains(st.LastError, "exit code 3") {
 		t.Fatalf("failed status = %+v", st)
 	}
