@@ -1,0 +1,122 @@
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+// 2. The OpenAI proxy routes by model name and alias, JSON and streaming,
+// and answers an unknown model with an OpenAI-shaped 400.
+func testOpenAIProxy(d *daemon) {
+	t := d.t
+	d.fd.writeSpec(t, "chat.yaml", d.fd.specYAML("chat", map[string]string{"FAKELLAMA_TOKENS": "5"}, "alias: chatty"))
+	inst := d.waitHealthy("chat")
+
+	r := d.chat("chat")
+	d.expectServedBy(r, inst.PID, "chat completion by name")
+	var comp struct {
+		Model   string `json:"model"`
+		Choices []struct {
+			Message struct {
+				Content string `json:"content"`
+			} `json:"message"`
+		} `json:"choices"`
+	}
+	decode(t, r, &comp)
+	if len(comp.Choices) != 1 || comp.Choices[0].Message.Content == "" {
+		t.Errorf("completion has no content: %s", r)
+	}
+	if r.Header.Get("X-Fake-Instance") != "chatty" {
+		t.Errorf("X-Fake-Instance %q, want the alias chatty passed as --alias", r.Header.Get("X-Fake-Instance"))
+	}
+
+	d.expectServedBy(d.chat("chatty"), inst.PID, "chat completion by alias")
+
+	// Streaming: a role chunk, 5 token chunks, the final chunk, [DONE].
+	events, hdr := d.streamChat(t, "chat")
+	if got := hdr.Get("X-Fake-Pid"); got != fmt.Sprint(inst.PID) {
+		t.Errorf("stream answered by X-Fake-Pid %q, want %d", got, inst.PID)
+	}
+	if ct := hdr.Get("Content-Type"); !strings.HasPrefix(ct, "text/event-stream") {
+		t.Errorf("stream Content-Type %q", ct)
+	}
+	if len(events) != 5+3 || events[len(events)-1] != "[DONE]" {
+		t.Errorf("stream: got %d data events ending %q, want 8 ending [DONE]: %q", len(events), last(events), events)
+	}
+
+	r = d.chat("no-such-model")
+	if r.Status != http.StatusBadRequest {
+		t.Errorf("unknown model: %s, want 400", r)
+	}
+	var oaErr struct {
+		Error struct {
+			Message string `json:"message"`
+			Type    string `json:"type"`
+		} `json:"error"`
+	}
+	if err := json.Unmarshal(r.Body, &oaErr); err != nil || oaErr.Error.Message == "" || oaErr.Error.Type == "" {
+		t.Errorf("unknown model: body %s is not an OpenAI error (err %v)", r.Body, err)
+	}
+
+	r = d.call("GET", "/v1/models", nil)
+	d.expect(r, http.StatusOK, "list models")
+	var models struct {
+		Data []struct {
+			ID string `json:"id"`
+		} `json:"data"`
+	}
+	decode(t, r, &models)
+	var ids []string
+	for _, m := range models.Data {
+		ids = append(ids, m.ID)
+	}
+	if !slices.Contains(ids, "chat") {
+		t.Errorf("/v1/models does not list chat: %s", r)
+	}
+
+	r = d.call("GET", "/api/v1/instances/chat/proxy/health", nil)
+	d.expectServedBy(r, inst.PID, "instance passthrough proxy /health")
+}
+
+// streamChat posts a streaming chat completion and returns the payloads
+// of its "data:" events and the response header.
+func (d *daemon) streamChat(t *testing.T, model string) ([]string, http.Header) {
+	t.Helper()
+	body, _ := json.Marshal(map[string]any{
+		"model": model, "stream": true,
+		"messages": []map[string]string{{"role": "user", "content": "hello"}},
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "POST", d.URL+"/v1/chat/completions", bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatalf("stream request: %v", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(resp.Body)
+		t.Fatalf("stream request: %d %s", resp.StatusCode, b)
+	}
+	var events []string
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "data:"); ok {
+			events = append(events, strings.TrimSpace(v))
+		}
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatalf("read stream: %v (after %d events)", err, len(events))
+	}
+	return events, resp.Header
+}
