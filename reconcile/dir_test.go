@@ -158,3 +158,46 @@ func TestMissingDirAtStart(t *testing.T) {
 		t.Fatalf("error = %q", e)
 	}
 }
+
+func TestSubfolderMovesAndRemovals(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "team1", "a.yaml"), model("a"))
+	writeFile(t, filepath.Join(dir, "team1", "deep", "b.yaml"), model("b"))
+	writeFile(t, filepath.Join(dir, "team2", "c.yaml"), model("c"))
+	l, procs := newFakeLoop(t, dir, nil)
+	settle(t, l)
+	a, b := procs.sup("a"), procs.sup("b")
+
+	// A folder renamed inside the tree: same instances, new paths.
+	must(t, os.Rename(filepath.Join(dir, "team1"), filepath.Join(dir, "teamA")))
+	waitFor(t, "the new path of b", func() bool {
+		st, _ := l.Get("b")
+		return st.File == filepath.Join("teamA", "deep", "b.yaml")
+	})
+	settle(t, l)
+	if procs.sup("a") != a || procs.sup("b") != b {
+		t.Fatal("a rename of a folder replaced supervisors")
+	}
+	for _, s := range []*fakeSup{a, b} {
+		if st, stops, r := s.counts(); st != 1 || stops != 0 || r != 0 {
+			t.Fatalf("touched by a folder rename: %d %d %d", st, stops, r)
+		}
+	}
+	// Files in the renamed folder are still watched.
+	writeFile(t, filepath.Join(dir, "teamA", "deep", "d.yaml"), model("d"))
+	waitFor(t, "d to start", func() bool { return procs.sup("d") != nil })
+
+	// A folder removed removes its instances only.
+	must(t, os.RemoveAll(filepath.Join(dir, "teamA")))
+	waitFor(t, "a, b and d removed", func() bool {
+		return procs.sup("a") == nil && procs.sup("b") == nil && procs.sup("d") == nil
+	})
+	if procs.sup("c") == nil {
+		t.Fatal("c removed")
+	}
+	// A folder moved in from outside the tree.
+	outside := filepath.Join(t.TempDir(), "team3")
+	writeFile(t, filepath.Join(outside, "e.yaml"), model("e"))
+	must(t, os.Rename(outside, filepath.Join(dir, "team3")))
+	waitFor(t, "e to start", func() bool { return procs.sup("e") != nil })
+}

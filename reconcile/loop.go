@@ -37,6 +37,7 @@ type Loop struct {
 	mu           sync.RWMutex
 	entries      map[string]*entry
 	sups         map[string]supervisor // supervisors the loop created
+	slots        map[string]*route     // by instance name; see rebuildRoutesLocked
 	dirErr       string
 	revision     string
 	lastSync     time.Time
@@ -44,7 +45,7 @@ type Loop struct {
 	emptyConfirm time.Duration
 	passDone     chan struct{} // closed and replaced after every pass
 
-	routes atomic.Pointer[map[string]route] // model name or alias -> route
+	routes atomic.Pointer[map[string]*route] // model name or alias -> route
 
 	loaded   chan struct{}
 	resyncCh chan struct{}
@@ -91,6 +92,7 @@ func newLoop(opts Options, procs processes) (*Loop, error) {
 		link:         findLink(dir),
 		entries:      map[string]*entry{},
 		sups:         map[string]supervisor{},
+		slots:        map[string]*route{},
 		emptyConfirm: max(time.Second, 2*opts.Debounce),
 		passDone:     make(chan struct{}),
 		loaded:       make(chan struct{}),
@@ -98,7 +100,7 @@ func newLoop(opts Options, procs processes) (*Loop, error) {
 	}
 	l.readOnly = opts.ReadOnly || l.link != ""
 	l.scan = &scanner{dir: dir, link: l.link, binary: opts.Binary, flags: opts.Flags, cache: map[string]cached{}}
-	empty := map[string]route{}
+	empty := map[string]*route{}
 	l.routes.Store(&empty)
 	return l, nil
 }

@@ -47,18 +47,23 @@ type fakeSup struct {
 	updates  int // Update calls
 	restarts int // Update calls that changed the hash of a running process, plus Restart calls
 	startErr error
+	onUpdate func(runtime.Config) // called outside the lock, if set
 }
 
 var _ supervisor = (*fakeSup)(nil)
 
 func (s *fakeSup) Update(_ context.Context, cfg runtime.Config) error {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	s.updates++
 	if cfg.Hash != s.cfg.Hash && s.phase == runtime.PhaseRunning {
 		s.restarts++
 	}
 	s.cfg = cfg
+	hook := s.onUpdate
+	s.mu.Unlock()
+	if hook != nil {
+		hook(cfg)
+	}
 	return nil
 }
 

@@ -32,8 +32,7 @@ func (l *Loop) reconcile(ctx context.Context, name string) (gen uint64, err erro
 	if !exists {
 		if sup, exists = l.procs.Get(name); exists {
 			l.mu.Lock()
-			l.sups[name] = sup
-			l.rebuildRoutesLocked()
+			l.setSupLocked(name, sup)
 			l.mu.Unlock()
 		}
 	}
@@ -47,8 +46,7 @@ func (l *Loop) reconcile(ctx context.Context, name string) (gen uint64, err erro
 			return gen, fmt.Errorf("remove %s: %w", name, err)
 		}
 		l.mu.Lock()
-		delete(l.sups, name)
-		l.rebuildRoutesLocked()
+		l.setSupLocked(name, nil)
 		l.mu.Unlock()
 		return gen, nil
 	}
@@ -64,8 +62,7 @@ func (l *Loop) reconcile(ctx context.Context, name string) (gen uint64, err erro
 	if !exists {
 		sup = l.procs.Supervise(cfg)
 		l.mu.Lock()
-		l.sups[name] = sup
-		l.rebuildRoutesLocked()
+		l.setSupLocked(name, sup)
 		l.mu.Unlock()
 		if running {
 			l.log.Info().Str("instance", name).Str("hash", cfg.Hash).Msg("starting instance")

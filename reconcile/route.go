@@ -4,26 +4,58 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"sync/atomic"
 
 	"llamactl/runtime"
 )
 
-// route is where a model name leads.
+// route is where a model name leads. A route lives as long as its
+// instance's entry; the supervisor is set in place when the first pass
+// creates it, so the route map is rebuilt only when names or aliases
+// change.
 type route struct {
 	name string
-	sup  supervisor // nil until the first pass created the supervisor
+	sup  atomic.Pointer[supRef] // nil until the first pass created the supervisor
+}
+
+type supRef struct{ supervisor }
+
+// setSupLocked records the supervisor of name (nil: removed). Caller holds
+// l.mu.
+func (l *Loop) setSupLocked(name string, sup supervisor) {
+	if sup == nil {
+		delete(l.sups, name)
+	} else {
+		l.sups[name] = sup
+	}
+	if r := l.slots[name]; r != nil {
+		if sup == nil {
+			r.sup.Store(nil)
+		} else {
+			r.sup.Store(&supRef{sup})
+		}
+	}
 }
 
 // rebuildRoutesLocked rebuilds the model map read by Acquire: every
 // instance by name, then every alias not taken by a name (when two
 // instances share an alias, the first by name wins). Caller holds l.mu.
 func (l *Loop) rebuildRoutesLocked() {
-	m := make(map[string]route, len(l.entries))
+	slots := make(map[string]*route, len(l.entries))
+	m := make(map[string]*route, len(l.entries))
 	names := make([]string, 0, len(l.entries))
 	for name := range l.entries {
-		m[name] = route{name: name, sup: l.sups[name]}
+		r := l.slots[name]
+		if r == nil {
+			r = &route{name: name}
+			if sup := l.sups[name]; sup != nil {
+				r.sup.Store(&supRef{sup})
+			}
+		}
+		slots[name], m[name] = r, r
 		names = append(names, name)
 	}
+	l.slots = slots
 	slices.Sort(names)
 	for _, name := range names {
 		e := l.entries[name]
@@ -50,10 +82,11 @@ func (l *Loop) Acquire(ctx context.Context, model string) (name, addr string, re
 	if !ok {
 		return "", "", nil, fmt.Errorf("acquire %q: %w", model, ErrNotFound)
 	}
-	if r.sup == nil {
+	sup := r.sup.Load()
+	if sup == nil {
 		return r.name, "", nil, fmt.Errorf("acquire %q: instance %s has no process yet: %w", model, r.name, runtime.ErrNotReady)
 	}
-	addr, release, err = r.sup.EnsureReady(ctx)
+	addr, release, err = sup.EnsureReady(ctx)
 	if err != nil {
 		return r.name, "", nil, fmt.Errorf("acquire %q: %w", model, err)
 	}

@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"llamactl/spec"
@@ -43,103 +44,204 @@ type cached struct {
 	file *scanFile
 }
 
-// scanner reads the specs directory. It keeps a cache of parsed files by
-// resolved path and (size, mtime) so that a rescan reads only what
-// changed. A scanner is owned by one goroutine at a time (the loop holds
-// writeMu around every scan).
+// scanner reads the specs directory. It keeps the last complete view of
+// the tree (files by path, folders) and a cache of parsed files by path and
+// (size, mtime), so that a batch of events costs a stat and a read of the
+// paths the events named, and a full rescan reads only what changed. A
+// scanner is owned by one goroutine at a time (the loop holds writeMu
+// around every scan).
 type scanner struct {
 	dir    string // the specs dir as configured, absolute
 	link   string // nearest symlink at or above dir ("" when none)
 	binary string
 	flags  *spec.Flags
 	cache  map[string]cached
+
+	// The last complete view; valid is false until a full scan succeeds
+	// and after any failed scan.
+	valid bool
+	root  string
+	rev   string
+	view  map[string]*scanFile // by resolved path
+	dirs  map[string]struct{}
 }
 
 // errUnstable reports a directory that changed under a scan.
 var errUnstable = errors.New("specs directory changed during the scan")
 
-// scan reads the directory. Files in dirty, and every file when force is
-// set, are read even when their size and mtime look unchanged. A scan
-// that races a swap of the tree is retried a few times before it reports
-// errUnstable.
-func (s *scanner) scan(force bool, dirty map[string]struct{}) scanResult {
+// scan reads the directory. With full unset and a valid view, only the
+// paths in dirty are looked at again (a folder named there is walked);
+// otherwise the whole tree is walked, and force rereads every file even
+// when its size and mtime look unchanged. A scan that races a swap of the
+// tree is retried a few times, in full, before it reports errUnstable.
+func (s *scanner) scan(full, force bool, dirty map[string]struct{}) scanResult {
 	var res scanResult
 	for range 3 {
-		res = s.scanOnce(force, dirty)
+		res = s.scanOnce(full, force, dirty)
 		if !errors.Is(res.err, errUnstable) {
 			break
 		}
+		full = true
 	}
 	return res
 }
 
-func (s *scanner) scanOnce(force bool, dirty map[string]struct{}) scanResult {
-	res := scanResult{files: map[string][]*scanFile{}}
+func (s *scanner) scanOnce(full, force bool, dirty map[string]struct{}) scanResult {
 	rev := revisionOf(s.link)
 	root, err := filepath.EvalSymlinks(s.dir)
 	if err != nil {
-		res.err = fmt.Errorf("resolve specs dir %s: %w", s.dir, err)
-		return res
+		s.valid = false
+		return scanResult{err: fmt.Errorf("resolve specs dir %s: %w", s.dir, err)}
 	}
+	if !full && !force && s.valid && root == s.root && rev == s.rev {
+		err = s.update(dirty)
+	} else {
+		err = s.walkAll(root, force, dirty)
+	}
+	if err == nil {
+		// A tree swapped or removed under the scan is not a consistent read.
+		if again, e := filepath.EvalSymlinks(s.dir); e != nil || again != root || revisionOf(s.link) != rev {
+			err = errUnstable
+		}
+	}
+	if err != nil {
+		s.valid = false
+		return scanResult{err: fmt.Errorf("read specs dir %s: %w", s.dir, err)}
+	}
+	s.valid, s.root, s.rev = true, root, rev
+	res := scanResult{root: root, revision: rev, files: make(map[string][]*scanFile, len(s.view))}
+	for _, f := range s.view {
+		res.files[f.stem] = append(res.files[f.stem], f)
+	}
+	res.dirs = make([]string, 0, len(s.dirs))
+	for d := range s.dirs {
+		res.dirs = append(res.dirs, d)
+	}
+	return res
+}
+
+// walkAll replaces the view by a walk of the whole tree at root.
+func (s *scanner) walkAll(root string, force bool, dirty map[string]struct{}) error {
 	fi, err := os.Stat(root)
 	if err != nil {
-		res.err = fmt.Errorf("stat specs dir %s: %w", s.dir, err)
-		return res
+		return fmt.Errorf("stat %s: %w", root, err)
 	}
 	if !fi.IsDir() {
-		res.err = fmt.Errorf("specs dir %s is not a directory", s.dir)
-		return res
+		return fmt.Errorf("%s is not a directory", root)
 	}
-	res.root, res.revision = root, rev
-	seen := make(map[string]struct{}, len(s.cache))
-	err = filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+	s.root = root
+	s.view = make(map[string]*scanFile, len(s.view))
+	s.dirs = make(map[string]struct{}, len(s.dirs))
+	if err := s.walk(root, force, dirty); err != nil {
+		return err
+	}
+	for p := range s.cache {
+		if _, ok := s.view[p]; !ok {
+			delete(s.cache, p)
+		}
+	}
+	return nil
+}
+
+// walk adds the folder at p (inside s.root) and everything below it to
+// the view.
+func (s *scanner) walk(p string, force bool, dirty map[string]struct{}) error {
+	return filepath.WalkDir(p, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			if errors.Is(err, fs.ErrNotExist) {
 				return errUnstable
 			}
 			return err
 		}
-		if p != root && ignored(d.Name()) {
+		if p != s.root && ignored(d.Name()) {
 			if d.IsDir() {
 				return filepath.SkipDir
 			}
 			return nil
 		}
 		if d.IsDir() {
-			res.dirs = append(res.dirs, p)
+			s.dirs[p] = struct{}{}
 			return nil
 		}
-		format, stem, ok := specFile(d.Name())
-		if !ok {
-			return nil
+		return s.addFile(p, force, dirty)
+	})
+}
+
+// addFile reads the spec file at p into the view; other files are skipped.
+func (s *scanner) addFile(p string, force bool, dirty map[string]struct{}) error {
+	format, stem, ok := specFile(filepath.Base(p))
+	if !ok {
+		return nil
+	}
+	f, err := s.readFile(s.root, p, format, stem, force, dirty)
+	if err != nil {
+		return err
+	}
+	s.view[p] = f
+	return nil
+}
+
+// update brings the view up to date for the paths in dirty: a path that
+// is gone is forgotten with everything below it, a folder is walked, a
+// file is read. A path outside the tree makes the scan unstable (and the
+// retry a full one).
+func (s *scanner) update(dirty map[string]struct{}) error {
+	for p := range dirty {
+		rel, err := filepath.Rel(s.root, p)
+		if err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+			return errUnstable
 		}
-		f, err := s.readFile(root, p, format, stem, force, dirty)
+		if rel == "." {
+			return errUnstable // the root itself changed: walk it all
+		}
+		if _, known := s.dirs[filepath.Dir(p)]; !known {
+			continue // inside an ignored folder, or already forgotten
+		}
+		fi, err := os.Lstat(p)
+		if errors.Is(err, fs.ErrNotExist) {
+			s.forget(p)
+			continue
+		}
 		if err != nil {
 			return err
 		}
-		seen[p] = struct{}{}
-		res.files[stem] = append(res.files[stem], f)
-		return nil
-	})
-	if err != nil {
-		res.err = fmt.Errorf("read specs dir %s: %w", s.dir, err)
-		return res
-	}
-	// A tree swapped or removed under the walk is not a consistent read.
-	if again, err := filepath.EvalSymlinks(s.dir); err != nil || again != root || revisionOf(s.link) != rev {
-		res.err = errUnstable
-		return res
-	}
-	if _, err := os.Stat(root); err != nil {
-		res.err = errUnstable
-		return res
-	}
-	for p := range s.cache {
-		if _, ok := seen[p]; !ok {
-			delete(s.cache, p)
+		if ignored(fi.Name()) {
+			continue
+		}
+		if fi.IsDir() {
+			s.forget(p)
+			if err := s.walk(p, false, dirty); err != nil {
+				return err
+			}
+			continue
+		}
+		delete(s.view, p)
+		if err := s.addFile(p, false, dirty); err != nil {
+			return err
 		}
 	}
-	return res
+	return nil
+}
+
+// forget drops p and everything below it from the view.
+func (s *scanner) forget(p string) {
+	delete(s.view, p)
+	delete(s.cache, p)
+	if _, isDir := s.dirs[p]; !isDir {
+		return
+	}
+	prefix := p + string(filepath.Separator)
+	for q := range s.view {
+		if strings.HasPrefix(q, prefix) {
+			delete(s.view, q)
+			delete(s.cache, q)
+		}
+	}
+	for d := range s.dirs {
+		if d == p || strings.HasPrefix(d, prefix) {
+			delete(s.dirs, d)
+		}
+	}
 }
 
 // readFile returns the parsed file at p, from the cache when its size and

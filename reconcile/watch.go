@@ -26,6 +26,7 @@ type watcher struct {
 	anchorName string                 // base name of the link or specs dir
 	watched    map[string]os.FileInfo // folders currently watched, as they were when added
 	dirty      map[string]struct{}    // paths named by events since the last scan
+	full       bool                   // the next scan walks the whole tree
 	pending    bool                   // events wait for the debounce timer
 	first      time.Time              // first event of the pending batch
 	maxWait    time.Duration          // a stream of events is still scanned this often
@@ -112,6 +113,7 @@ func (w *watcher) run(ctx context.Context) {
 			}
 			w.l.log.Warn().Err(err).Msg("file watcher")
 			if errors.Is(err, fsnotify.ErrEventOverflow) {
+				w.full = true
 				sync(true, true)
 			}
 		case <-debounce.C:
@@ -134,7 +136,11 @@ func (w *watcher) relevant(ev fsnotify.Event) bool {
 	}
 	dir, base := filepath.Dir(ev.Name), filepath.Base(ev.Name)
 	if dir == w.anchor {
-		return base == w.anchorName
+		if base == w.anchorName {
+			w.full = true // the link was swapped or the dir replaced
+			return true
+		}
+		return false
 	}
 	if ignored(base) {
 		return false
@@ -150,7 +156,8 @@ func (w *watcher) relevant(ev fsnotify.Event) bool {
 func (w *watcher) sync(force, counted bool) (again bool, retryIn time.Duration) {
 	l := w.l
 	l.writeMu.Lock()
-	res := l.scan.scan(force, w.dirty)
+	res := l.scan.scan(w.full, force, w.dirty)
+	w.full = false
 	changed, retry := l.apply(res)
 	l.writeMu.Unlock()
 	clear(w.dirty)

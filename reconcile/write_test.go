@@ -167,7 +167,7 @@ func TestOwnWritesCauseNoExtraRestarts(t *testing.T) {
 }
 
 // waitSeen waits until a scan has read path with its current content.
-func waitSeen(t *testing.T, l *Loop, path string) {
+func waitSeen(t testing.TB, l *Loop, path string) {
 	t.Helper()
 	data, err := os.ReadFile(path)
 	must(t, err)
