@@ -39,8 +39,8 @@ type Manager struct {
 
 // NewManager prepares the data directory and reads the records of a
 // previous run (they are adopted or cleaned up by Supervise/ReapStale).
-// Unreadable records are removed and reported in the error, together
-// with a usable Manager.
+// Unreadable records are removed and logged as warnings; they are not an
+// error (nothing can be done with them).
 func NewManager(opts ManagerOptions) (*Manager, error) {
 	if opts.DataDir == "" {
 		return nil, errors.New("create manager: DataDir is empty")
@@ -100,7 +100,7 @@ func NewManager(opts ManagerOptions) (*Manager, error) {
 		}
 	}
 	if err != nil {
-		return m, fmt.Errorf("create manager: %w", err)
+		m.log.Warn().Err(err).Msg("dropped unreadable records of a previous run")
 	}
 	return m, nil
 }

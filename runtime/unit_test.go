@@ -230,3 +230,25 @@ func TestNewManagerRejectsBadOptions(t *testing.T) {
 		}
 	}
 }
+
+func TestNewManagerDropsBrokenRecords(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	run := filepath.Join(dir, "run")
+	if err := os.MkdirAll(run, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(run, "bad.json"), []byte("not json"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	m, err := NewManager(ManagerOptions{DataDir: dir})
+	if err != nil {
+		t.Fatalf("NewManager with a broken record: %v", err)
+	}
+	if got := m.StaleRecords(); len(got) != 0 {
+		t.Fatalf("StaleRecords = %v", got)
+	}
+	if err := m.Shutdown(ctxT(t, 5*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+}
