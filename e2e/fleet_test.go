@@ -109,9 +109,7 @@ func testSpecFileBecomesHealthy(d *daemon) {
 	}
 
 	r = d.call("GET", "/api/v1/instances/alpha", nil)
-	if r.Header.Get("ETag") == "" {
-		t.Errorf("GET instance has no ETag header: %v", r.Header)
-	}
+	checkInstanceJSON(t, r, "alpha.yaml")
 	for _, f := range []string{"logs/alpha.log", "run/alpha.json"} {
 		if _, err := os.Stat(filepath.Join(d.fd.DataDir, f)); err != nil {
 			t.Errorf("data dir: %v", err)
@@ -255,4 +253,63 @@ func last(s []string) string {
 		return ""
 	}
 	return s[len(s)-1]
+}
+
+// checkInstanceJSON checks the shape of a healthy instance's JSON: the
+// seed's fields keep their types (created is an integer), the additions
+// are present, and the ETag header is the quoted etag field.
+func checkInstanceJSON(t *testing.T, r response, source string) {
+	t.Helper()
+	var m map[string]any
+	decode(t, r, &m)
+	kinds := map[string]string{
+		"name": "string", "created": "number", "running": "bool",
+		"phase": "string", "status": "string", "port": "number", "pid": "number",
+		"restarts": "number", "conditions": "array", "source": "string",
+		"etag": "string", "sync": "string", "options": "object",
+	}
+	for k, want := range kinds {
+		if got := jsonKind(m[k]); got != want {
+			t.Errorf("instance JSON: %s is %s (%v), want %s", k, got, m[k], want)
+		}
+	}
+	if c, ok := m["created"].(float64); !ok || c != float64(int64(c)) || c <= 0 {
+		t.Errorf("instance JSON: created = %v, want a positive integer (unix time)", m["created"])
+	}
+	if m["source"] != source || m["running"] != true || m["sync"] != "synced" {
+		t.Errorf("instance JSON: source %v running %v sync %v, want %s, true, synced", m["source"], m["running"], m["sync"], source)
+	}
+	ready := false
+	conds, _ := m["conditions"].([]any)
+	for _, c := range conds {
+		if c, ok := c.(map[string]any); ok && c["type"] == "Ready" {
+			ready = c["status"] == "True"
+		}
+	}
+	if !ready {
+		t.Errorf("instance JSON: no Ready=True condition among %v", m["conditions"])
+	}
+	etag, _ := m["etag"].(string)
+	if h := r.Header.Get("ETag"); strings.Trim(strings.TrimPrefix(h, "W/"), `"`) != etag || etag == "" {
+		t.Errorf("ETag header %q does not carry the etag field %q", h, etag)
+	}
+}
+
+// jsonKind names the JSON type of a decoded value.
+func jsonKind(v any) string {
+	switch v.(type) {
+	case nil:
+		return "absent or null"
+	case string:
+		return "string"
+	case float64:
+		return "number"
+	case bool:
+		return "bool"
+	case []any:
+		return "array"
+	case map[string]any:
+		return "object"
+	}
+	return fmt.Sprintf("%T", v)
 }
