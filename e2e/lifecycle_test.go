@@ -82,24 +82,46 @@ func TestDaemonRestart(t *testing.T) {
 }
 
 // TestShutdown (9): SIGTERM makes llamactl exit 0 with every child gone,
-// including one that ignores SIGTERM (it gets SIGKILL after stop_timeout).
+// including one that ignores SIGTERM (it gets SIGKILL after stop_timeout),
+// and a stream in flight is drained to its end first.
 func TestShutdown(t *testing.T) {
 	t.Parallel()
 	fd := newFleetDir(t)
 	fd.writeSpec(t, "one.yaml", fd.specYAML("one", nil))
-	fd.writeSpec(t, "two.yaml", fd.specYAML("two", nil))
 	fd.writeSpec(t, "stubborn.yaml", fd.specYAML("stubborn",
 		map[string]string{"FAKELLAMA_IGNORE_SIGTERM": "1"}, "stop_timeout: 1"))
+	fd.writeSpec(t, "slow.yaml", fd.specYAML("slow",
+		map[string]string{"FAKELLAMA_TOKENS": "10", "FAKELLAMA_TOKEN_DELAY": "100ms"}))
 	d := startDaemon(t, fd, daemonOpts{})
 	var pids []int
-	for _, n := range []string{"one", "two", "stubborn"} {
+	for _, n := range []string{"one", "stubborn", "slow"} {
 		pids = append(pids, d.waitHealthy(n).PID)
+	}
+
+	type result struct {
+		events []string
+		err    error
+	}
+	first := make(chan struct{})
+	streamed := make(chan result, 1)
+	go func() {
+		events, _, err := d.stream("slow", first)
+		streamed <- result{events, err}
+	}()
+	select {
+	case <-first:
+	case res := <-streamed:
+		t.Fatalf("stream ended before SIGTERM: %q, %v", res.events, res.err)
 	}
 
 	start := time.Now()
 	d.signal(syscall.SIGTERM)
 	if code := d.wait(30 * time.Second); code != 0 {
 		t.Errorf("llamactl exit code %d after SIGTERM, want 0", code)
+	}
+	res := <-streamed
+	if res.err != nil || len(res.events) != 10+3 || last(res.events) != "[DONE]" {
+		t.Errorf("stream in flight at SIGTERM: %d events ending %q, err %v; want 13 ending [DONE]", len(res.events), last(res.events), res.err)
 	}
 	t.Logf("shutdown took %s", time.Since(start).Round(time.Millisecond))
 	for _, pid := range pids {

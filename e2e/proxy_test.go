@@ -91,32 +91,50 @@ func testOpenAIProxy(d *daemon) {
 // of its "data:" events and the response header.
 func (d *daemon) streamChat(t *testing.T, model string) ([]string, http.Header) {
 	t.Helper()
+	events, hdr, err := d.stream(model, nil)
+	if err != nil {
+		t.Fatalf("stream %s: %v", model, err)
+	}
+	return events, hdr
+}
+
+// stream posts a streaming chat completion for model and returns the
+// payloads of its "data:" events. first, if not nil, is closed when the
+// first event has arrived. It reports failures as errors, so it may run
+// in its own goroutine.
+func (d *daemon) stream(model string, first chan<- struct{}) ([]string, http.Header, error) {
 	body, _ := json.Marshal(map[string]any{
 		"model": model, "stream": true,
 		"messages": []map[string]string{{"role": "user", "content": "hello"}},
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, "POST", d.URL+"/v1/chat/completions", bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, "POST", d.URL+"/v1/chat/completions", bytes.NewReader(body))
+	if err != nil {
+		return nil, nil, err
+	}
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := client.Do(req)
 	if err != nil {
-		t.Fatalf("stream request: %v", err)
+		return nil, nil, err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		b, _ := io.ReadAll(resp.Body)
-		t.Fatalf("stream request: %d %s", resp.StatusCode, b)
+		return nil, resp.Header, fmt.Errorf("status %d: %s", resp.StatusCode, b)
 	}
 	var events []string
 	sc := bufio.NewScanner(resp.Body)
 	for sc.Scan() {
 		if v, ok := strings.CutPrefix(sc.Text(), "data:"); ok {
 			events = append(events, strings.TrimSpace(v))
+			if first != nil && len(events) == 1 {
+				close(first)
+			}
 		}
 	}
 	if err := sc.Err(); err != nil {
-		t.Fatalf("read stream: %v (after %d events)", err, len(events))
+		return events, resp.Header, fmt.Errorf("read stream after %d events: %w", len(events), err)
 	}
-	return events, resp.Header
+	return events, resp.Header, nil
 }
