@@ -43,6 +43,10 @@ func (s *Spec) file() string {
 	return s.src.file
 }
 
+// MaxSize is the largest spec file Decode reads (1 MiB); real specs are
+// a few hundred bytes.
+const MaxSize = 1 << 20
+
 // FormatOf returns the format of a spec file by its extension
 // (.yaml/.yml, .toml, .json); ok is false for any other file.
 func FormatOf(path string) (f Format, ok bool) {
@@ -76,6 +80,10 @@ func decode(data []byte, f Format, file string) (*Spec, *errs) {
 	e := &errs{file: file}
 	if len(bytes.TrimSpace(data)) == 0 {
 		e.add(pos{}, "", "empty spec")
+		return nil, e
+	}
+	if len(data) > MaxSize {
+		e.add(pos{}, "", "spec larger than %d bytes", MaxSize)
 		return nil, e
 	}
 	if !utf8.Valid(data) {

@@ -20,12 +20,7 @@ type jsonParser struct {
 func parseJSON(data []byte, e *errs) *node {
 	p := &jsonParser{data: data, dec: json.NewDecoder(bytes.NewReader(data))}
 	p.dec.UseNumber()
-	p.lines = append(p.lines, 0)
-	for i, c := range data {
-		if c == '\n' {
-			p.lines = append(p.lines, i+1)
-		}
-	}
+	p.lines = lineStarts(data)
 	n, err := p.value(e, 0)
 	at := p.posOf(int(p.dec.InputOffset()))
 	if err == nil {
@@ -51,20 +46,7 @@ func parseJSON(data []byte, e *errs) *node {
 	return n
 }
 
-// posOf converts a byte offset to a 1-based line and column (in bytes).
-func (p *jsonParser) posOf(off int) pos {
-	off = max(0, min(off, len(p.data)))
-	lo, hi := 0, len(p.lines)-1
-	for lo < hi {
-		mid := (lo + hi + 1) / 2
-		if p.lines[mid] <= off {
-			lo = mid
-		} else {
-			hi = mid - 1
-		}
-	}
-	return pos{lo + 1, off - p.lines[lo] + 1}
-}
+func (p *jsonParser) posOf(off int) pos { return posOf(p.data, p.lines, off) }
 
 // next returns the next token and where it starts.
 func (p *jsonParser) next() (json.Token, pos, error) {
@@ -139,7 +121,7 @@ func (p *jsonParser) fromToken(tok json.Token, at pos, e *errs, depth int) (*nod
 					e.add(kat, key, "duplicate key %q (first at line %d)", key, prev.at.Line)
 					continue
 				}
-				out.keys = append(out.keys, &entry{key: key, at: kat, val: v})
+				out.put(&entry{key: key, at: kat, val: v})
 			}
 			_, err := p.dec.Token()
 			return out, err

@@ -18,6 +18,7 @@ type tomlParser struct {
 	// explicit records the tables opened by a [header], to reject a
 	// second [header] of the same table.
 	explicit map[*node]bool
+	lines    []int // offsets of line starts
 	// inline records inline tables, which TOML forbids extending.
 	inline map[*node]bool
 }
@@ -31,6 +32,7 @@ func parseTOML(data []byte, e *errs) (root *node) {
 			root = nil
 		}
 	}()
+	t.lines = lineStarts(data)
 	t.p.Reset(data)
 	root = &node{kind: kMap, at: pos{1, 1}}
 	cur := root
@@ -76,8 +78,7 @@ func (t *tomlParser) pos(r unstable.Range) pos {
 	if int(r.Offset) > len(t.data) {
 		return pos{}
 	}
-	s := t.p.Shape(r)
-	return pos{s.Start.Line, s.Start.Column}
+	return posOf(t.data, t.lines, int(r.Offset))
 }
 
 // offsetPos locates b, a sub-slice of the input, without trusting it to be one.
@@ -110,7 +111,7 @@ func (t *tomlParser) descend(m *node, parts []string, ps []pos) *node {
 		e := m.lookup(p)
 		if e == nil {
 			c := &node{kind: kMap, at: ps[i]}
-			m.keys = append(m.keys, &entry{key: p, at: ps[i], val: c})
+			m.put(&entry{key: p, at: ps[i], val: c})
 			m = c
 			continue
 		}
@@ -156,7 +157,7 @@ func (t *tomlParser) keyValue(m *node, ex *unstable.Node, depth int) {
 	if v == nil {
 		return
 	}
-	m.keys = append(m.keys, &entry{key: key, at: ps[last], val: v})
+	m.put(&entry{key: key, at: ps[last], val: v})
 }
 
 func (t *tomlParser) value(v *unstable.Node, depth int) *node {

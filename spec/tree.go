@@ -3,6 +3,8 @@ package spec
 import (
 	"fmt"
 	"math"
+	"sort"
+	"unicode/utf8"
 )
 
 // kind is the type of a value in a parsed spec file.
@@ -52,6 +54,7 @@ type node struct {
 	b     bool
 	items []*node
 	keys  []*entry
+	idx   map[string]*entry // keys by name, for large mappings
 }
 
 // entry is one key of a mapping node.
@@ -63,12 +66,16 @@ type entry struct {
 
 // lookup returns the entry for key, or nil.
 func (n *node) lookup(key string) *entry {
-	for _, e := range n.keys {
-		if e.key == key {
-			return e
-		}
+	return n.idx[key]
+}
+
+// put appends an entry to a mapping node.
+func (n *node) put(e *entry) {
+	if n.idx == nil {
+		n.idx = map[string]*entry{}
 	}
-	return nil
+	n.idx[e.key] = e
+	n.keys = append(n.keys, e)
 }
 
 // asInt returns the node as an integer; floats with an integral value
@@ -128,7 +135,17 @@ type errs struct {
 	list ErrorList
 }
 
+// maxErrors bounds the errors reported for one file.
+const maxErrors = 50
+
 func (e *errs) add(at pos, key, format string, args ...any) {
+	if len(e.list) > maxErrors {
+		return
+	}
+	if len(e.list) == maxErrors {
+		e.list = append(e.list, &Error{File: e.file, Line: at.Line, Col: at.Col, Msg: "too many errors"})
+		return
+	}
 	e.list = append(e.list, &Error{File: e.file, Line: at.Line, Col: at.Col, Key: key, Msg: fmt.Sprintf(format, args...)})
 }
 
@@ -137,4 +154,23 @@ func (e *errs) err() error {
 		return nil
 	}
 	return e.list
+}
+
+// lineStarts returns the offsets at which data's lines start.
+func lineStarts(data []byte) []int {
+	lines := []int{0}
+	for i, c := range data {
+		if c == '\n' {
+			lines = append(lines, i+1)
+		}
+	}
+	return lines
+}
+
+// posOf converts a byte offset to a 1-based line and column, counting
+// columns in characters as the YAML parser does.
+func posOf(data []byte, lines []int, off int) pos {
+	off = max(0, min(off, len(data)))
+	line := sort.Search(len(lines), func(i int) bool { return lines[i] > off }) - 1
+	return pos{line + 1, utf8.RuneCount(data[lines[line]:off]) + 1}
 }

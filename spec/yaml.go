@@ -8,6 +8,7 @@ import (
 
 	"github.com/goccy/go-yaml"
 	"github.com/goccy/go-yaml/ast"
+	"github.com/goccy/go-yaml/lexer"
 	"github.com/goccy/go-yaml/parser"
 	"github.com/goccy/go-yaml/token"
 )
@@ -21,6 +22,10 @@ const maxDepth = 64
 func parseYAML(data []byte, e *errs) *node {
 	// the YAML parser miscounts lines after a comment ending in CRLF
 	data = bytes.ReplaceAll(data, []byte("\r\n"), []byte("\n"))
+	if at, deep := yamlTooDeep(data); deep {
+		e.add(at, "", "nesting too deep or too many values for a spec")
+		return nil
+	}
 	f, err := parseYAMLFile(data)
 	if err != nil {
 		e.add(yamlErrPos(err), "", "%s", yamlErrMsg(err))
@@ -56,6 +61,45 @@ func parseYAMLFile(data []byte) (f *ast.File, err error) {
 		}
 	}()
 	return parser.ParseBytes(data, parser.ParseComments, parser.AllowDuplicateMapKey())
+}
+
+// maxTokens bounds a YAML spec's size in tokens: the parser slows down
+// quadratically with the number of keys, and a full spec needs about a
+// thousand.
+const maxTokens = 10000
+
+// maxIndent bounds the column of a block structure's first token.
+const maxIndent = 512
+
+// yamlTooDeep finds nesting deeper, or a file larger, than a spec can
+// need, with the linear
+// lexer, before the parser (which is slow on deep nesting) sees it.
+func yamlTooDeep(data []byte) (at pos, deep bool) {
+	defer func() {
+		if recover() != nil {
+			at, deep = pos{}, false // let the parser report it
+		}
+	}()
+	depth, line := 0, 0
+	toks := lexer.Tokenize(string(data))
+	if len(toks) > maxTokens {
+		return tokPos(toks[maxTokens]), true
+	}
+	for _, tk := range toks {
+		p := tokPos(tk)
+		switch tk.Type {
+		case token.SequenceStartType, token.MappingStartType:
+			depth++
+		case token.SequenceEndType, token.MappingEndType:
+			depth = max(0, depth-1)
+		}
+		first := p.Line != line
+		line = p.Line
+		if depth > maxDepth || (first || tk.Type == token.SequenceEntryType) && p.Col > maxIndent {
+			return p, true
+		}
+	}
+	return pos{}, false
 }
 
 func tokPos(t *token.Token) pos {
@@ -182,7 +226,7 @@ func yamlMapping(values []*ast.MappingValueNode, at pos, e *errs, depth int) *no
 		if val.kind == kNull {
 			val.at = kat
 		}
-		out.keys = append(out.keys, &entry{key: key, at: kat, val: val})
+		out.put(&entry{key: key, at: kat, val: val})
 	}
 	_ = ok // duplicates are reported; the rest of the mapping is still checked
 	return out
