@@ -25,15 +25,15 @@ func TestFixtures(t *testing.T) {
 		"typo.yaml":           `2:1: unknown key "temprature"; did you mean "temperature"?`,
 		"wrong-type.toml":     `2:12: ctx_size: want integer, got string "4096"`,
 		"duplicate.json":      `4:3: duplicate key "model" (first at line 2)`,
-		"bad@name.yaml":       ` name "bad@name" has a character outside [A-Za-z0-9._-]`,
+		"bad@name.yaml":       `1:1: name "bad@name" has a character outside [A-Za-z0-9._-]`,
 		"name-mismatch.yaml":  `1:7: name "qwen" must equal the file name stem "name-mismatch"`,
-		"no-model.yaml":       ` no model source: set one of model, hf_repo, model_url or a *_default preset (without one llama-server starts as a router)`,
+		"no-model.yaml":       `1:1: no model source: set one of model, hf_repo, model_url or a *_default preset (without one llama-server starts as a router)`,
 		"port-range.toml":     `2:8: port: 70000 out of range 1-65535`,
 		"two-models.yaml":     `2:1: more than one model source (model and hf_repo): keep exactly one`,
 		"syntax.yaml":         `2:7: syntax error: sequence end token ']' not found`,
 		"syntax.json":         `3:1: syntax error: invalid character '}' looking for beginning of object key string`,
 		"removed-option.yaml": `2:1: verbose_prompt: llama-server version 9431 has no --verbose-prompt flag (option removed)`,
-		"empty.toml":          ` empty spec`,
+		"empty.toml":          `1:1: empty spec`,
 	}
 	entries, err := os.ReadDir("../testdata/specs/bad")
 	if err != nil {

@@ -138,7 +138,12 @@ type errs struct {
 // maxErrors bounds the errors reported for one file.
 const maxErrors = 50
 
+// add records an error. In a file, a problem of the whole file is placed
+// at 1:1 so that every line reads file:line:col: message.
 func (e *errs) add(at pos, key, format string, args ...any) {
+	if at.Line == 0 && e.file != "" {
+		at = pos{1, 1}
+	}
 	if len(e.list) > maxErrors {
 		return
 	}
