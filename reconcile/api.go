@@ -70,8 +70,8 @@ type Options struct {
 	Flags          *spec.Flags   // may be nil
 	Defaults       Defaults
 	Runtime        *runtime.Manager
-	// Logger receives the loop's log lines; the zero value discards them.
-	Logger zerolog.Logger
+	// Logger receives the loop's log lines; nil discards them.
+	Logger *zerolog.Logger
 }
 
 // Defaults fill supervision fields a spec leaves out.

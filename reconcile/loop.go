@@ -48,6 +48,8 @@ type Loop struct {
 	routes atomic.Pointer[map[string]*route] // model name or alias -> route
 
 	loaded   chan struct{}
+	initial  map[string]struct{} // names of the initial load still waiting for their first pass; guarded by mu
+	isLoaded bool                // loaded is closed; guarded by mu
 	resyncCh chan struct{}
 	started  atomic.Bool
 
@@ -85,7 +87,7 @@ func newLoop(opts Options, procs processes) (*Loop, error) {
 	}
 	l := &Loop{
 		opts:         opts,
-		log:          opts.Logger.With().Str("component", "reconcile").Logger(),
+		log:          zerolog.Nop(),
 		procs:        procs,
 		q:            newQueue(),
 		dir:          dir,
@@ -98,6 +100,9 @@ func newLoop(opts Options, procs processes) (*Loop, error) {
 		loaded:       make(chan struct{}),
 		resyncCh:     make(chan struct{}, 1),
 	}
+	if opts.Logger != nil {
+		l.log = opts.Logger.With().Str("component", "reconcile").Logger()
+	}
 	l.readOnly = opts.ReadOnly || l.link != ""
 	l.scan = &scanner{dir: dir, link: l.link, binary: opts.Binary, flags: opts.Flags, cache: map[string]cached{}}
 	empty := map[string]*route{}
@@ -106,9 +111,10 @@ func newLoop(opts Options, procs processes) (*Loop, error) {
 }
 
 // Run loads the directory, queues every instance, then watches the
-// directory and reconciles until ctx ends. Loaded is closed after the
-// initial load is queued. Run returns nil when ctx ends; it does not stop
-// the processes (that is runtime.Manager.Shutdown's job).
+// directory and reconciles until ctx ends. Loaded is closed once every
+// instance of the initial load has had its first pass. Run returns nil
+// when ctx ends; it does not stop the processes (that is
+// runtime.Manager.Shutdown's job).
 func (l *Loop) Run(ctx context.Context) error {
 	if !l.started.CompareAndSwap(false, true) {
 		return errors.New("run reconcile loop: already running")
@@ -127,8 +133,31 @@ func (l *Loop) Run(ctx context.Context) error {
 	return nil
 }
 
-// Loaded is closed once the initial load has been queued.
+// Loaded is closed once the initial load has been applied: every instance
+// found has had its first reconcile pass, so every child recorded by a
+// previous run that is still desired has been adopted (call
+// runtime.Manager.ReapStale after it). A first pass that fails counts; it
+// is retried with backoff.
 func (l *Loop) Loaded() <-chan struct{} { return l.loaded }
+
+// markLoaded records the names of the initial load; Loaded closes when
+// each has had a pass.
+func (l *Loop) markLoaded(names []string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.initial = make(map[string]struct{}, len(names))
+	for _, n := range names {
+		l.initial[n] = struct{}{}
+	}
+	l.checkLoadedLocked()
+}
+
+func (l *Loop) checkLoadedLocked() {
+	if !l.isLoaded && l.initial != nil && len(l.initial) == 0 {
+		l.isLoaded = true
+		close(l.loaded)
+	}
+}
 
 // Resync queues a full re-read of the directory (SIGHUP).
 func (l *Loop) Resync() {
@@ -174,6 +203,10 @@ func (l *Loop) process(ctx context.Context, name string) {
 	}
 	close(l.passDone)
 	l.passDone = make(chan struct{})
+	if l.initial != nil {
+		delete(l.initial, name)
+		l.checkLoadedLocked()
+	}
 	l.mu.Unlock()
 	switch {
 	case err == nil || terminal:

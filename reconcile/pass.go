@@ -51,7 +51,17 @@ func (l *Loop) reconcile(ctx context.Context, name string) (gen uint64, err erro
 		return gen, nil
 	}
 	if sp == nil {
-		return gen, nil // never valid: nothing to run, the file error is on the status
+		// Never valid: nothing to run, the file error is on the status. A
+		// process left by an earlier file of this name goes.
+		if exists {
+			if err := l.procs.Remove(ctx, name); err != nil {
+				return gen, fmt.Errorf("remove %s: %w", name, err)
+			}
+			l.mu.Lock()
+			l.setSupLocked(name, nil)
+			l.mu.Unlock()
+		}
+		return gen, nil
 	}
 	cfg, err := l.config(name, sp, hash)
 	if err != nil {
@@ -64,10 +74,16 @@ func (l *Loop) reconcile(ctx context.Context, name string) (gen uint64, err erro
 		l.mu.Lock()
 		l.setSupLocked(name, sup)
 		l.mu.Unlock()
-		if running {
+		switch {
+		case running:
 			l.log.Info().Str("instance", name).Str("hash", cfg.Hash).Msg("starting instance")
 			if err := sup.Start(ctx); err != nil {
 				return gen, fmt.Errorf("start %s: %w", name, err)
+			}
+		case sup.Snapshot().Phase != runtime.PhaseStopped:
+			// An adopted child of an instance now desired stopped.
+			if err := sup.Stop(ctx); err != nil {
+				return gen, fmt.Errorf("stop %s: %w", name, err)
 			}
 		}
 		l.recordApplied(name, cfg, running)

@@ -27,6 +27,7 @@ type watcher struct {
 	watched    map[string]os.FileInfo // folders currently watched, as they were when added
 	dirty      map[string]struct{}    // paths named by events since the last scan
 	full       bool                   // the next scan walks the whole tree
+	loadMarked bool                   // the initial load was handed to markLoaded
 	pending    bool                   // events wait for the debounce timer
 	first      time.Time              // first event of the pending batch
 	maxWait    time.Duration          // a stream of events is still scanned this often
@@ -52,7 +53,7 @@ func newWatcher(l *Loop) (*watcher, error) {
 	return w, nil
 }
 
-// run loads the tree, closes Loaded, and then rescans on debounced
+// run loads the tree, marks the initial names for Loaded, and then rescans on debounced
 // events, on the resync ticker, on Resync and, while the directory is
 // unreadable or suddenly empty, on a retry timer. It returns when ctx
 // ends, after closing the fsnotify watcher.
@@ -95,7 +96,6 @@ func (w *watcher) run(ctx context.Context) {
 	}
 
 	sync(true, false)
-	close(w.l.loaded)
 	for {
 		select {
 		case <-ctx.Done():
@@ -165,6 +165,16 @@ func (w *watcher) sync(force, counted bool) (again bool, retryIn time.Duration) 
 	if res.err != nil {
 		l.log.Warn().Err(res.err).Msg("specs dir unreadable; keeping the fleet")
 	}
+	// Watch new folders before anything is queued (so before Loaded can
+	// close); files created in them before the watch was added are found
+	// by the full walk asked for by again.
+	if again = w.rewatch(res); again {
+		w.full = true
+	}
+	if !w.loadMarked {
+		w.loadMarked = true
+		l.markLoaded(changed) // before the names are queued
+	}
 	for _, name := range changed {
 		l.q.Add(name)
 	}
@@ -174,7 +184,6 @@ func (w *watcher) sync(force, counted bool) (again bool, retryIn time.Duration) 
 	if len(changed) > 0 {
 		l.log.Info().Int("changed", len(changed)).Str("revision", res.revision).Msg("specs loaded")
 	}
-	again = w.rewatch(res)
 	if retry {
 		retryIn = l.emptyConfirm
 	}
