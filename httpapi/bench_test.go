@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -31,7 +32,9 @@ const benchKey = "sk-bench-0123456789abcdef0123456789abcdef"
 // benchServer serves the proxy on a loopback listener until b ends.
 func benchServer(b *testing.B, cfg Config, fleet Fleet) string {
 	b.Helper()
+	cfg.UpstreamIdleTimeout = 100 * time.Millisecond // lets goleak see the pool cleaner end
 	s := New(cfg, fleet, ServerInfo{})
+	s.srv.MaxIdleWorkerDuration = 100 * time.Millisecond
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		b.Fatal(err)
@@ -47,13 +50,54 @@ func benchServer(b *testing.B, cfg Config, fleet Fleet) string {
 	return ln.Addr().String()
 }
 
-// load sends n requests with conc concurrent connections and returns the
-// rate in requests per second.
-func load(b *testing.B, addr, key string, body []byte, conc, n int, stream bool) float64 {
+// target is one address to load, with the key it needs.
+type target struct {
+	addr, key string
+	client    *fasthttp.HostClient
+	elapsed   time.Duration
+	done      int
+}
+
+// interleave sends n requests to every target, in ten alternating rounds so
+// that load from other processes on the machine hits all targets alike, and
+// returns each target's rate in requests per second.
+func interleave(b *testing.B, targets []*target, body []byte, conc, n int, stream bool) []float64 {
 	b.Helper()
-	c := &fasthttp.HostClient{Addr: addr, MaxConns: conc, StreamResponseBody: stream, MaxIdleConnDuration: time.Second,
-		Dial: dialUpstream}
-	defer c.CloseIdleConnections()
+	for _, t := range targets {
+		t.client = &fasthttp.HostClient{Addr: t.addr, MaxConns: conc, StreamResponseBody: stream,
+			MaxIdleConnDuration: 100 * time.Millisecond, Dial: dialUpstream}
+		t.elapsed, t.done = 0, 0
+	}
+	const rounds = 10
+	for i := range rounds {
+		for _, t := range targets {
+			m := n/rounds + boolInt(i < n%rounds)
+			if m == 0 {
+				continue
+			}
+			t.elapsed += load(b, t.client, t.addr, t.key, body, conc, m, stream)
+			t.done += m
+		}
+	}
+	rates := make([]float64, len(targets))
+	for i, t := range targets {
+		t.client.CloseIdleConnections()
+		rates[i] = float64(t.done) / t.elapsed.Seconds()
+	}
+	return rates
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// load sends n requests over c with conc concurrent connections and
+// returns how long they took.
+func load(b *testing.B, c *fasthttp.HostClient, addr, key string, body []byte, conc, n int, stream bool) time.Duration {
+	b.Helper()
 	var left atomic.Int64
 	left.Store(int64(n))
 	var failed atomic.Int64
@@ -95,21 +139,38 @@ func load(b *testing.B, addr, key string, body []byte, conc, n int, stream bool)
 	if f := failed.Load(); f > 0 {
 		b.Errorf("%d of %d requests to %s failed", f, n, addr)
 	}
-	return float64(n) / el.Seconds()
+	return el
 }
 
-// firstChunk returns the mean time from sending a streamed request to
-// reading its first body bytes, over n sequential requests.
-func firstChunk(b *testing.B, addr string, n int) time.Duration {
+// firstChunks returns, per address, the median time from sending a
+// streamed request to reading its first body bytes, over n sequential
+// requests to each, alternating between the addresses.
+func firstChunks(b *testing.B, addrs []string, n int) []time.Duration {
 	b.Helper()
-	c := &fasthttp.HostClient{Addr: addr, StreamResponseBody: true, Dial: dialUpstream}
-	defer c.CloseIdleConnections()
+	samples := make([][]time.Duration, len(addrs))
+	for range n {
+		for i, a := range addrs {
+			samples[i] = append(samples[i], firstChunk(b, a))
+		}
+	}
+	out := make([]time.Duration, len(addrs))
+	for i, s := range samples {
+		slices.Sort(s)
+		out[i] = s[len(s)/2]
+	}
+	return out
+}
+
+// firstChunk times one streamed request to its first body bytes.
+func firstChunk(b *testing.B, addr string) time.Duration {
+	b.Helper()
+	c := firstChunkClients[addr]
 	req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
 	defer fasthttp.ReleaseRequest(req)
 	defer fasthttp.ReleaseResponse(resp)
 	buf := make([]byte, 4096)
 	var total time.Duration
-	for range n {
+	{
 		req.Reset()
 		req.Header.SetMethod("POST")
 		req.SetRequestURI("/v1/chat/completions")
@@ -124,13 +185,15 @@ func firstChunk(b *testing.B, addr string, n int) time.Duration {
 		if _, err := bs.Read(buf); err != nil && err != io.EOF {
 			b.Fatal(err)
 		}
-		total += time.Since(start)
+		total = time.Since(start)
 		_, _ = io.Copy(io.Discard, bs)
 		resp.SetConnectionClose()
 		_ = resp.CloseBodyStream()
 	}
-	return total / time.Duration(n)
+	return total
 }
+
+var firstChunkClients = map[string]*fasthttp.HostClient{}
 
 func BenchmarkProxy(b *testing.B) {
 	up := startFakellama(b, "tiny")
@@ -140,11 +203,11 @@ func BenchmarkProxy(b *testing.B) {
 	authed := benchServer(b, Config{RequireInferenceAuth: true, InferenceKeys: []string{benchKey, "second-key"},
 		ManagementKeys: []string{"mgmt-key"}}, fleet)
 
+	targets := []*target{{addr: up}, {addr: open}, {addr: authed, key: benchKey}}
 	for _, conc := range []int{4, 64} {
 		b.Run(fmt.Sprintf("chat/c=%d", conc), func(b *testing.B) {
-			direct := load(b, up, "", benchChat, conc, b.N, false)
-			proxied := load(b, open, "", benchChat, conc, b.N, false)
-			withAuth := load(b, authed, benchKey, benchChat, conc, b.N, false)
+			rates := interleave(b, targets, benchChat, conc, b.N, false)
+			direct, proxied, withAuth := rates[0], rates[1], rates[2]
 			b.ReportMetric(direct, "direct-req/s")
 			b.ReportMetric(proxied, "proxy-req/s")
 			b.ReportMetric(withAuth, "auth-req/s")
@@ -153,9 +216,8 @@ func BenchmarkProxy(b *testing.B) {
 		})
 	}
 	b.Run("sse16/c=4", func(b *testing.B) {
-		direct := load(b, up, "", benchStream, 4, b.N, true)
-		proxied := load(b, open, "", benchStream, 4, b.N, true)
-		withAuth := load(b, authed, benchKey, benchStream, 4, b.N, true)
+		rates := interleave(b, targets, benchStream, 4, b.N, true)
+		direct, proxied, withAuth := rates[0], rates[1], rates[2]
 		b.ReportMetric(direct, "direct-req/s")
 		b.ReportMetric(proxied, "proxy-req/s")
 		b.ReportMetric(proxied/direct, "ratio")
@@ -163,8 +225,15 @@ func BenchmarkProxy(b *testing.B) {
 	})
 	b.Run("ttfc", func(b *testing.B) {
 		n := max(b.N/10, 20)
-		direct := firstChunk(b, up, n)
-		proxied := firstChunk(b, open, n)
+		for _, a := range []string{up, open} {
+			firstChunkClients[a] = &fasthttp.HostClient{Addr: a, StreamResponseBody: true, Dial: dialUpstream,
+				MaxIdleConnDuration: 100 * time.Millisecond}
+		}
+		t := firstChunks(b, []string{up, open}, n)
+		for _, c := range firstChunkClients {
+			c.CloseIdleConnections()
+		}
+		direct, proxied := t[0], t[1]
 		b.ReportMetric(float64(direct.Microseconds()), "direct-µs")
 		b.ReportMetric(float64(proxied.Microseconds()), "proxy-µs")
 		b.ReportMetric(float64((proxied - direct).Microseconds()), "overhead-µs")

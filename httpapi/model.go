@@ -77,3 +77,12 @@ func modelFromMultipart(contentType, body []byte) (string, error) {
 		return string(b), nil
 	}
 }
+
+// wantsStream reports whether a JSON request body asks for a streamed
+// answer ("stream": true).
+func wantsStream(contentType, body []byte) bool {
+	if bytes.HasPrefix(bytes.TrimSpace(contentType), []byte("multipart/")) {
+		return false
+	}
+	return gjson.GetBytes(body, "stream").Type == gjson.True
+}

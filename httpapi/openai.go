@@ -39,10 +39,15 @@ func (s *Server) serveOpenAI(ctx *fasthttp.RequestCtx, rt route) {
 		s.accessLog(ctx, &proxyCall{model: model, start: start}, ctx.Response.StatusCode(), 0, err)
 		return
 	}
-	s.forward(ctx, proxyCall{
+	pc := proxyCall{
 		addr: addr, path: rt.rest, instance: name, model: model,
 		apiKey: s.instanceKey(name), release: release, openAI: true, start: start,
-	})
+	}
+	if wantsStream(ctx.Request.Header.ContentType(), ctx.Request.Body()) {
+		s.forwardStream(ctx, pc)
+		return
+	}
+	s.forward(ctx, pc)
 }
 
 // instanceKey returns the api_key an instance's llama-server requires, if

@@ -1,0 +1,178 @@
+package httpapi
+
+import (
+	"bufio"
+	"bytes"
+	"io"
+	"net"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/valyala/fasthttp"
+)
+
+// forwardStream proxies a request that asked for a streamed answer
+// ("stream": true). llama-server closes the connection after every
+// streamed response, so such a request never uses a pooled connection: it
+// gets a fresh one, says "Connection: close", and the answer's chunks are
+// decoded here so that chunks already received leave in one write and one
+// flush (chunkReader) while a lone chunk is relayed at once. The request
+// goes out in a single writev (headers and the untouched body).
+func (s *Server) forwardStream(ctx *fasthttp.RequestCtx, pc proxyCall) {
+	conn, err := upstreamDialer.Dial("tcp", pc.addr)
+	if err != nil {
+		s.streamFailed(ctx, &pc, nil, err)
+		return
+	}
+	if s.cfg.ProxyTimeout > 0 {
+		_ = conn.SetDeadline(time.Now().Add(s.cfg.ProxyTimeout))
+	}
+	hb := uriPool.Get().(*[]byte)
+	head := appendRequestHead((*hb)[:0], ctx, &pc)
+	bufs := net.Buffers{head, ctx.Request.Body()}
+	_, err = bufs.WriteTo(conn)
+	*hb = head
+	uriPool.Put(hb)
+	if err != nil {
+		s.streamFailed(ctx, &pc, conn, err)
+		return
+	}
+
+	r := streamPool.Get().(*streamRelay)
+	r.s, r.ctx, r.conn, r.pc = s, ctx, conn, pc
+	if r.br == nil {
+		r.br = bufio.NewReaderSize(conn, 16<<10)
+	} else {
+		r.br.Reset(conn)
+	}
+	if err := r.h.Read(r.br); err != nil {
+		r.reset()
+		s.streamFailed(ctx, &pc, conn, err)
+		return
+	}
+	ctx.SetStatusCode(r.h.StatusCode())
+	copyResponseHeaders(&ctx.Response.Header, &r.h)
+	size := r.h.ContentLength()
+	switch {
+	case ctx.IsHead() || r.h.StatusCode() == fasthttp.StatusNoContent || r.h.StatusCode() == fasthttp.StatusNotModified:
+		size = 0
+		r.lr = io.LimitedReader{R: r.br, N: 0}
+		r.body = &r.lr
+	case size >= 0:
+		r.lr = io.LimitedReader{R: r.br, N: int64(size)}
+		r.body = &r.lr
+	case size == -1: // chunked
+		r.cr = chunkReader{br: r.br}
+		r.body = &r.cr
+	default: // until the upstream closes
+		size = -1
+		r.body = r.br
+	}
+	ctx.Response.SetBodyStream(r, size)
+}
+
+// streamFailed answers a streamed request that got no response.
+func (s *Server) streamFailed(ctx *fasthttp.RequestCtx, pc *proxyCall, conn net.Conn, err error) {
+	if conn != nil {
+		_ = conn.Close()
+	}
+	pc.release()
+	status := fasthttp.StatusBadGateway
+	if ne, ok := err.(net.Error); ok && ne.Timeout() {
+		status = fasthttp.StatusGatewayTimeout
+	}
+	writeOpenAIError(ctx, status, typeServer, "upstream_error", "",
+		"instance "+pc.instance+" did not answer: "+err.Error())
+	s.accessLog(ctx, pc, status, 0, err)
+}
+
+// appendRequestHead writes the upstream request line and headers.
+func appendRequestHead(b []byte, ctx *fasthttp.RequestCtx, pc *proxyCall) []byte {
+	b = append(b, ctx.Method()...)
+	b = append(b, ' ')
+	b = append(b, pc.path...)
+	if q := ctx.URI().QueryString(); len(q) > 0 {
+		b = append(b, '?')
+		b = append(b, q...)
+	}
+	b = append(b, " HTTP/1.1\r\nHost: "...)
+	b = append(b, pc.addr...)
+	b = append(b, "\r\n"...)
+	for k, v := range ctx.Request.Header.All() {
+		if skipStreamHeader(k) {
+			continue
+		}
+		b = append(b, k...)
+		b = append(b, ": "...)
+		b = append(b, v...)
+		b = append(b, "\r\n"...)
+	}
+	if pc.apiKey != "" {
+		b = append(b, "Authorization: Bearer "...)
+		b = append(b, pc.apiKey...)
+		b = append(b, "\r\n"...)
+	}
+	b = append(b, "Content-Length: "...)
+	b = strconv.AppendInt(b, int64(len(ctx.Request.Body())), 10)
+	return append(b, "\r\nConnection: close\r\n\r\n"...)
+}
+
+// skipStreamHeader reports headers not copied to a streamed request:
+// credentials, hop-by-hop ones and the framing, which is set anew.
+func skipStreamHeader(k []byte) bool {
+	for _, h := range dropRequestHeaders {
+		if bytes.EqualFold(k, h) {
+			return true
+		}
+	}
+	return bytes.EqualFold(k, []byte(fasthttp.HeaderHost)) ||
+		bytes.EqualFold(k, []byte(fasthttp.HeaderContentLength)) ||
+		bytes.EqualFold(k, []byte(fasthttp.HeaderTransferEncoding))
+}
+
+// streamRelay is the client-facing body of a streamed response, read by
+// the fasthttp server goroutine; CloseWithError closes the upstream
+// connection, which also cancels a generation the client abandoned.
+type streamRelay struct {
+	s    *Server
+	ctx  *fasthttp.RequestCtx
+	conn net.Conn
+	br   *bufio.Reader
+	h    fasthttp.ResponseHeader
+	cr   chunkReader
+	lr   io.LimitedReader
+	body io.Reader
+	pc   proxyCall
+	n    int64
+}
+
+var streamPool = sync.Pool{New: func() any { return new(streamRelay) }}
+
+func (r *streamRelay) Read(p []byte) (int, error) {
+	n, err := r.body.Read(p)
+	r.n += int64(n)
+	if n > 0 {
+		// A stream may outlast WriteTimeout; give every write its own.
+		_ = r.ctx.SetWriteDeadline(time.Now().Add(r.s.cfg.WriteTimeout))
+	}
+	return n, err
+}
+
+// CloseWithError ends the relay; err is the client-side write error.
+func (r *streamRelay) CloseWithError(err error) error {
+	_ = r.conn.Close()
+	r.pc.release()
+	r.s.accessLog(r.ctx, &r.pc, r.ctx.Response.StatusCode(), r.n, err)
+	r.reset()
+	return nil
+}
+
+// reset returns r to the pool.
+func (r *streamRelay) reset() {
+	r.br.Reset(nil)
+	r.h.Reset()
+	br := r.br
+	*r = streamRelay{br: br}
+	streamPool.Put(r)
+}
