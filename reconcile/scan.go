@@ -316,3 +316,28 @@ func withFile(err error, file string) error {
 	}
 	return err
 }
+
+// recordWrite puts a file we wrote (at rel, with parsed content f) into
+// the view and the cache, so that a scan running before the watcher
+// reports the write does not bring back the old content.
+func (s *scanner) recordWrite(rel string, f *scanFile) {
+	if !s.valid {
+		return
+	}
+	p := filepath.Join(s.root, rel)
+	fi, err := os.Stat(p)
+	if err != nil {
+		return
+	}
+	c := *f
+	c.path = p
+	s.view[p] = &c
+	s.cache[p] = cached{key: statKey{size: fi.Size(), mtime: fi.ModTime().UnixNano()}, file: &c}
+}
+
+// recordDelete drops a file we removed from the view.
+func (s *scanner) recordDelete(rel string) {
+	if s.valid {
+		s.forget(filepath.Join(s.root, rel))
+	}
+}

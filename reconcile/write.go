@@ -119,6 +119,7 @@ func (l *Loop) Delete(name string, ifMatch string) error {
 	if err := os.Remove(path); err != nil {
 		return fmt.Errorf("delete %s: %w", name, err)
 	}
+	l.scan.recordDelete(l.relPath(path))
 	if err := syncDir(filepath.Dir(path)); err != nil {
 		return fmt.Errorf("delete %s: %w", name, err)
 	}
@@ -324,6 +325,7 @@ func (l *Loop) applyWrite(name, path string, data []byte, format spec.Format) ui
 	rel := l.relPath(path)
 	f := l.scan.parse(data, rel, format, name)
 	f.path, f.mtime = path, time.Now()
+	l.scan.recordWrite(rel, f)
 	l.mu.Lock()
 	e := l.entries[name]
 	if e == nil {

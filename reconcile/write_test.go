@@ -245,3 +245,29 @@ func TestReadOnly(t *testing.T) {
 		t.Fatal("status not read-only")
 	}
 }
+
+func TestScanBeforeOwnWriteEventKeepsTheWrite(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "a.yaml"), model("a"))
+	writeFile(t, filepath.Join(dir, "b.yaml"), model("b"))
+	l, procs := newFakeLoop(t, dir, nil)
+	settle(t, l)
+	waitSeen(t, l, filepath.Join(dir, "b.yaml"))
+	if _, err := l.Update("a", &spec.Spec{Model: ptr("/m/a.gguf"), Alias: ptr("x")}, ""); err != nil {
+		t.Fatal(err)
+	}
+	// A batch for another file, scanned before the watcher reported our
+	// write, must not bring back a's old content.
+	l.writeMu.Lock()
+	real, _ := filepath.EvalSymlinks(filepath.Join(dir, "b.yaml"))
+	res := l.scan.scan(false, false, map[string]struct{}{real: {}})
+	changed, _ := l.apply(res)
+	l.writeMu.Unlock()
+	if len(changed) != 0 {
+		t.Fatalf("changed = %v, want nothing", changed)
+	}
+	settle(t, l)
+	if _, _, r := procs.sup("a").counts(); r != 1 {
+		t.Fatalf("restarts = %d, want 1", r)
+	}
+}
