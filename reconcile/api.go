@@ -1,5 +1,48 @@
 // Package reconcile makes a directory of spec files the desired state and
-// drives runtime toward it, level-triggered.
+// drives runtime toward it, level-triggered, the way Kubernetes
+// controllers and Flux do.
+//
+// # Desired state
+//
+// The specs dir is scanned recursively for .yaml, .yml, .toml and .json
+// files; hidden files and folders (.git), editor swap and backup files and
+// our own temporary files are skipped. An instance's name is its file's
+// stem; a stem claimed by two files is a conflict reported on both, and
+// neither is started (a running one is left as it is). Each file is
+// decoded and validated (package spec) into name -> {spec, hash, file,
+// format, etag, revision, error}. A file that stops parsing keeps its last
+// good spec and puts "file:line:col: message" on the instance's status; a
+// deleted file deletes the instance. A directory that is missing,
+// unreadable, or suddenly empty never prunes the fleet: that is an error
+// on the daemon status until a read at least a second later agrees.
+//
+// # Events
+//
+// One goroutine owns an fsnotify watcher on every folder of the tree and
+// on the folder holding the specs dir (or holding the symlink above it
+// that git-sync swaps). Events are debounced (Options.Debounce) into one
+// batch; a batch re-reads only the paths its events named, while a swapped
+// link, a replaced dir, an overflow, a retry and the periodic resync
+// (Options.ResyncInterval) walk the whole tree. Content hashes make a
+// repeated event, and the event of our own write, a no-op.
+//
+// # Loop
+//
+// Changed names go on a queue (duplicates merge, one pass per name at a
+// time, a name re-added mid-pass runs again after, per-name exponential
+// backoff on error). A pass compares the desired spec with the
+// supervisor's state and does the least: start, stop, update (a restart
+// only when the canonical hash changed) or remove. Errors wrapping
+// spec.ErrInvalid are terminal and wait for the file to change.
+//
+// # Writes
+//
+// Create, Update, Delete and SetState write the spec file atomically in
+// its own format (temp file in the same folder, fsync, compare-and-swap
+// against the file's current content, rename, fsync of the folder),
+// apply the new content at once and queue the name. With
+// Options.ReadOnly, or when the specs dir is under a symlink (git-sync),
+// every write fails with ErrReadOnly.
 package reconcile
 
 import (

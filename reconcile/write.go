@@ -212,10 +212,10 @@ func (l *Loop) waitApplied(ctx context.Context, name string, gen uint64) (Instan
 		if e != nil {
 			st = l.statusLocked(e)
 			switch {
-			case e.appliedGen >= gen:
-				done = true
 			case e.passGen >= gen && e.passErr != nil:
 				done, err = true, e.passErr
+			case e.appliedGen >= gen:
+				done = true
 			}
 		}
 		l.mu.RUnlock()
