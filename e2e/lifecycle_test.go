@@ -19,10 +19,14 @@ func TestDaemonRestart(t *testing.T) {
 		signal syscall.Signal
 		// adopt: the new daemon must adopt the very same process.
 		adopt bool
+		// edit: survivor's spec changes while no daemon runs, so its
+		// kept process must be replaced, not adopted.
+		edit bool
 	}{
-		{"SIGKILL_KeepChildren", true, syscall.SIGKILL, false},
-		{"SIGKILL_StopChildren", false, syscall.SIGKILL, false},
-		{"SIGTERM_KeepChildren", true, syscall.SIGTERM, true},
+		{"SIGKILL_KeepChildren", true, syscall.SIGKILL, false, false},
+		{"SIGKILL_StopChildren", false, syscall.SIGKILL, false, false},
+		{"SIGTERM_KeepChildren", true, syscall.SIGTERM, true, false},
+		{"SIGTERM_KeepChildren_SpecEdited", true, syscall.SIGTERM, true, true},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -52,11 +56,24 @@ func TestDaemonRestart(t *testing.T) {
 				}
 			}
 
+			if c.edit {
+				fd.writeSpec(t, "survivor.yaml", fd.specYAML("survivor", nil, "ctx_size: 3072"))
+			}
+
 			d2 := startDaemon(t, fd, opts)
 			for _, n := range names {
 				old := before[n].PID
+				edited := c.edit && n == "survivor"
 				inst := d2.waitHealthy(n)
-				if c.adopt && inst.PID != old {
+				if edited {
+					inst = d2.waitInstance(n, "to replace the process of the old spec", func(i instance) bool {
+						return i.Running && i.PID != old && alive(i.PID)
+					})
+					waitGone(t, old, n+"'s process of the old spec")
+					if argv := readArgv(t, fd, n); !hasArgPair(argv, "--ctx-size", "3072") {
+						t.Errorf("%s: argv %q after the edit, want --ctx-size 3072", n, argv)
+					}
+				} else if c.adopt && inst.PID != old {
 					t.Errorf("%s: new daemon runs pid %d, want the kept pid %d adopted", n, inst.PID, old)
 				}
 				// Exactly one llama-server for the instance, and it is the
