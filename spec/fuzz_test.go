@@ -46,8 +46,12 @@ func FuzzDecode(f *testing.F) {
 			if !Equal(s.Clone(), s) {
 				t.Fatalf("%s: clone differs", fm)
 			}
-			if _, err := Update(data, fm, s); err != nil && fm != JSON {
+			if up, err := Update(data, fm, s); err != nil && fm != JSON {
 				t.Fatalf("%s: update: %v", fm, err)
+			} else if err == nil && len(up) > 0 {
+				if back, err := Decode(up, fm, "fuzz"); err != nil || !Equal(back, s) {
+					t.Fatalf("%s: update does not decode back: %v\n%s", fm, err, up)
+				}
 			}
 			out, err := Encode(s, fm)
 			if err != nil {

@@ -3,23 +3,29 @@ package spec
 import (
 	"bytes"
 	"reflect"
-	"sort"
 	"strings"
 
 	"github.com/goccy/go-yaml/ast"
+	"github.com/pelletier/go-toml/v2/unstable"
 )
 
 // Update re-encodes orig (a file in format f) so that it holds s, keeping
-// comments and key order of orig where it can (YAML); keys absent from s
-// are removed, new keys are appended. TOML and JSON are re-encoded.
+// comments and key order of orig where it can (YAML, and TOML written as
+// top-level "key = value" lines); keys absent from s are removed, new keys
+// are appended. JSON, which has no comments, is re-encoded.
 //
-// For YAML, a top-level key whose value is unchanged keeps its exact text;
+// A top-level key whose value is unchanged keeps its exact text;
 // a changed scalar keeps its trailing comment; comment lines above a key
 // stay with it. When orig is not a plain block mapping, or the result
 // would not decode back to s, the file is re-encoded instead.
 func Update(orig []byte, f Format, s *Spec) ([]byte, error) {
-	if f == YAML {
+	switch f {
+	case YAML:
 		if out, ok := updateYAML(orig, s); ok {
+			return out, nil
+		}
+	case TOML:
+		if out, ok := updateTOML(orig, s); ok {
 			return out, nil
 		}
 	}
@@ -34,13 +40,16 @@ type block struct {
 	body []string
 }
 
+// keyLine is a top-level key and the line it starts on.
+type keyLine struct {
+	key  string
+	line int
+}
+
 func updateYAML(orig []byte, s *Spec) ([]byte, bool) {
 	old, e := decode(orig, YAML, "")
-	if old == nil || len(e.list) > 0 {
+	if old == nil || len(e.list) > 0 || bytes.Contains(orig, []byte("\r")) {
 		return nil, false
-	}
-	if bytes.Contains(orig, []byte("\r")) {
-		return nil, false // keep line handling simple: re-encode
 	}
 	f, err := parseYAMLFile(orig)
 	if err != nil || len(f.Docs) != 1 {
@@ -51,15 +60,11 @@ func updateYAML(orig []byte, s *Spec) ([]byte, bool) {
 		return nil, false
 	}
 	comments := map[string]string{}
-	type keyLine struct {
-		key  string
-		line int
-	}
 	var keys []keyLine
 	for _, mv := range m.Values {
 		at := tokPos(mv.Key.GetToken())
 		key := mv.Key.GetToken().Value
-		if at.Col != 1 || (len(keys) > 0 && at.Line <= keys[len(keys)-1].line) || byKey[key] == nil {
+		if at.Col != 1 {
 			return nil, false
 		}
 		keys = append(keys, keyLine{key, at.Line})
@@ -69,8 +74,75 @@ func updateYAML(orig []byte, s *Spec) ([]byte, bool) {
 			}
 		}
 	}
+	return splice(orig, YAML, old, s, keys, comments, writeYAMLKey)
+}
+
+// updateTOML keeps comments of a TOML file made of top-level "key =
+// value" lines (as Encode writes them); a file with [tables] or dotted
+// keys is re-encoded.
+func updateTOML(orig []byte, s *Spec) (out []byte, ok bool) {
+	old, e := decode(orig, TOML, "")
+	if old == nil || len(e.list) > 0 || bytes.Contains(orig, []byte("\r")) {
+		return nil, false
+	}
+	defer func() {
+		if recover() != nil {
+			out, ok = nil, false
+		}
+	}()
+	lines := lineStarts(orig)
+	var p unstable.Parser
+	p.Reset(orig)
+	comments := map[string]string{}
+	var keys []keyLine
+	for p.NextExpression() {
+		ex := p.Expression()
+		if ex.Kind != unstable.KeyValue {
+			return nil, false
+		}
+		it := ex.Key()
+		var parts []*unstable.Node
+		for it.Next() {
+			parts = append(parts, it.Node())
+		}
+		if len(parts) != 1 {
+			return nil, false
+		}
+		at := posOf(orig, lines, int(parts[0].Raw.Offset))
+		if at.Col != 1 {
+			return nil, false
+		}
+		key := string(parts[0].Data)
+		keys = append(keys, keyLine{key, at.Line})
+		if v := ex.Value(); v.Raw.Length > 0 && v.Kind != unstable.Array && v.Kind != unstable.InlineTable {
+			rest := orig[v.Raw.Offset+v.Raw.Length:]
+			if i := bytes.IndexByte(rest, '\n'); i >= 0 {
+				rest = rest[:i]
+			}
+			if c := strings.TrimSpace(string(rest)); strings.HasPrefix(c, "#") {
+				comments[key] = c
+			}
+		}
+	}
+	if p.Error() != nil {
+		return nil, false
+	}
+	return splice(orig, TOML, old, s, keys, comments, writeTOMLKey)
+}
+
+// splice rewrites orig, whose top-level keys start at the given lines in
+// order, to hold s: unchanged keys keep their text, changed ones are
+// re-encoded with their trailing comment, absent ones are dropped with
+// the comment lines above them, new ones are appended before the final
+// comment lines. ok is false when the result would not decode to s.
+func splice(orig []byte, f Format, old, s *Spec, keys []keyLine, comments map[string]string, write func(*bytes.Buffer, *Spec, *option)) ([]byte, bool) {
 	if len(keys) == 0 {
 		return nil, false
+	}
+	for i, k := range keys {
+		if byKey[k.key] == nil || (i > 0 && k.line <= keys[i-1].line) {
+			return nil, false
+		}
 	}
 	lines := strings.SplitAfter(string(orig), "\n")
 	if lines[len(lines)-1] == "" {
@@ -78,6 +150,9 @@ func updateYAML(orig []byte, s *Spec) ([]byte, bool) {
 	}
 	if !strings.HasSuffix(lines[len(lines)-1], "\n") {
 		lines[len(lines)-1] += "\n"
+	}
+	if keys[len(keys)-1].line > len(lines) {
+		return nil, false
 	}
 	head := lines[:keys[0].line-1]
 	blocks := make([]*block, len(keys))
@@ -99,7 +174,6 @@ func updateYAML(orig []byte, s *Spec) ([]byte, bool) {
 	for i, b := range blocks {
 		b.lead = leads[i]
 	}
-	foot := leads[len(keys)]
 	var out bytes.Buffer
 	writeLines(&out, head)
 	seen := map[string]bool{}
@@ -115,26 +189,21 @@ func updateYAML(orig []byte, s *Spec) ([]byte, bool) {
 			continue
 		}
 		var nb bytes.Buffer
-		writeYAMLKey(&nb, s, o)
+		write(&nb, s, o)
 		text := nb.String()
 		if c := comments[b.key]; c != "" && strings.Count(text, "\n") == 1 {
 			text = strings.TrimSuffix(text, "\n") + "  " + c + "\n"
 		}
 		out.WriteString(text)
 	}
-	var added []*option
 	for _, o := range options {
 		if !seen[o.key] && o.present(s) {
-			added = append(added, o)
+			write(&out, s, o)
 		}
 	}
-	sort.SliceStable(added, func(i, j int) bool { return added[i].index < added[j].index })
-	for _, o := range added {
-		writeYAMLKey(&out, s, o)
-	}
-	writeLines(&out, foot)
+	writeLines(&out, leads[len(keys)])
 	result := out.Bytes()
-	if got, err := Decode(result, YAML, ""); err != nil || !Equal(got, s) {
+	if got, err := Decode(result, f, ""); err != nil || !Equal(got, s) {
 		return nil, false
 	}
 	return result, true

@@ -82,7 +82,7 @@ func TestUpdateFallsBackToEncode(t *testing.T) {
 	}{
 		{"flow yaml", YAML, "{model: /x}\n"},
 		{"broken yaml", YAML, "model: [\n"},
-		{"toml", TOML, "# c\nmodel = \"/x\"\n"},
+		{"toml table", TOML, "# c\nmodel = \"/x\"\n[env]\nA = \"1\"\n"},
 		{"json", JSON, `{"model": "/x"}`},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
@@ -121,5 +121,57 @@ func TestUpdateProperty(t *testing.T) {
 				t.Fatalf("case %d %s: %v\n%s", i, f, err, out)
 			}
 		}
+	}
+}
+
+const commentedTOML = `# Coder, from Hugging Face.
+hf_repo = "org/coder"  # q8
+
+# context
+ctx_size = 4096 # big enough
+lora = [
+  "a.gguf", # first
+]
+# footer
+`
+
+func TestUpdateTOMLKeepsComments(t *testing.T) {
+	tests := []struct {
+		name string
+		edit func(s *Spec)
+		want string
+	}{
+		{"unchanged", func(s *Spec) {}, commentedTOML},
+		{"change a scalar keeps its comment", func(s *Spec) { s.CtxSize = ptr(8192) }, `# Coder, from Hugging Face.
+hf_repo = "org/coder"  # q8
+
+# context
+ctx_size = 8192  # big enough
+lora = [
+  "a.gguf", # first
+]
+# footer
+`},
+		{"remove and add", func(s *Spec) { s.Lora = nil; s.State = StateStopped }, `# Coder, from Hugging Face.
+hf_repo = "org/coder"  # q8
+
+# context
+ctx_size = 4096 # big enough
+state = "stopped"
+# footer
+`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := mustDecode(t, commentedTOML, TOML)
+			tt.edit(s)
+			out, err := Update([]byte(commentedTOML), TOML, s)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(out) != tt.want {
+				t.Errorf("got:\n%s\nwant:\n%s", out, tt.want)
+			}
+		})
 	}
 }
