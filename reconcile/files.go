@@ -30,7 +30,7 @@ func ignored(base string) bool {
 		return true
 	}
 	switch filepath.Ext(base) {
-	case ".swp", ".swo", ".swx", ".tmp", ".bak":
+	case ".swp", ".swo", ".swx":
 		return true
 	}
 	return false
