@@ -7,7 +7,8 @@ import (
 )
 
 // TestHostileInputIsFast: deep nesting and large flat files are rejected
-// or decoded quickly in every format.
+// or decoded quickly in every format. The bound is loose (a loaded CI
+// machine) but far below the minutes a quadratic parse of these takes.
 func TestHostileInputIsFast(t *testing.T) {
 	n := 200000
 	inputs := map[string]string{
@@ -34,7 +35,7 @@ func TestHostileInputIsFast(t *testing.T) {
 				if l, _ := AsList(err); len(l) > maxErrors+1 {
 					t.Errorf("%s: %d errors", f, len(l))
 				}
-				if d := time.Since(start); d > 5*time.Second {
+				if d := time.Since(start); d > 20*time.Second {
 					t.Errorf("%s: took %v", f, d)
 				}
 			}
