@@ -15,6 +15,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"llamactl/reconcile"
 	"llamactl/runtime"
 )
 
@@ -314,5 +315,27 @@ func TestInstanceJSONRunningOnlyWhenHealthy(t *testing.T) {
 		if in.Options == nil || in.Options.APIKey != nil || in.Options.HFToken != nil {
 			t.Errorf("options not redacted: %+v", in.Options)
 		}
+	}
+}
+
+func TestInstanceKeyCached(t *testing.T) {
+	gets := 0
+	f := fleetOf(sample("a", runtime.PhaseRunning))
+	base := f.GetFn
+	f.GetFn = func(name string) (reconcile.InstanceStatus, error) {
+		gets++
+		return base(name)
+	}
+	s := New(Config{}, f, ServerInfo{})
+	for range 3 {
+		if k := s.instanceKey("a"); k != "sk-instance-secret" {
+			t.Fatalf("key %q", k)
+		}
+	}
+	if k := s.instanceKey("missing"); k != "" {
+		t.Fatalf("key of a missing instance: %q", k)
+	}
+	if gets != 2 {
+		t.Fatalf("%d lookups, want 2 (one per name)", gets)
 	}
 }

@@ -51,13 +51,31 @@ func (s *Server) serveOpenAI(ctx *fasthttp.RequestCtx, rt route) {
 }
 
 // instanceKey returns the api_key an instance's llama-server requires, if
-// any: the proxy authenticates to it on the caller's behalf.
+// any: the proxy authenticates to it on the caller's behalf. Fleet.Get
+// copies a whole status, too much for every proxied request, so the answer
+// is remembered for keyTTL; a changed key restarts the instance, which
+// takes longer than that.
 func (s *Server) instanceKey(name string) string {
-	st, err := s.fleet.Get(name)
-	if err != nil || st.Spec == nil || st.Spec.APIKey == nil {
-		return ""
+	now := time.Now().UnixNano()
+	if v, ok := s.keys.Load(name); ok {
+		if k := v.(*cachedKey); now-k.at < int64(keyTTL) {
+			return k.key
+		}
 	}
-	return *st.Spec.APIKey
+	key := ""
+	if st, err := s.fleet.Get(name); err == nil && st.Spec != nil && st.Spec.APIKey != nil {
+		key = *st.Spec.APIKey
+	}
+	s.keys.Store(name, &cachedKey{key: key, at: now})
+	return key
+}
+
+// keyTTL is how long instanceKey trusts a looked-up key.
+const keyTTL = time.Second
+
+type cachedKey struct {
+	key string
+	at  int64 // unix nanoseconds of the lookup
 }
 
 // writeAcquireError answers a failed Acquire in OpenAI's shape.

@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"sync"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -27,6 +28,7 @@ type Server struct {
 	cors      *cors   // nil: no CORS
 
 	ups  *upstreams
+	keys sync.Map // instance name -> *cachedKey, see instanceKey
 	ids  *idGen
 	srv  *fasthttp.Server
 	spec []byte // openapi.json
