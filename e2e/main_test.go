@@ -90,25 +90,25 @@ func (r mainRunner) Run() int {
 	return code
 }
 
-// buildBinaries builds llamactl and fakellama into dir. A build failure
-// fails the whole package: these tests never skip.
+// buildBinaries builds llamactl and fakellama into dir, in one go command
+// so that they link in parallel. A build failure fails the whole package:
+// these tests never skip.
 func buildBinaries(dir string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	llamactlBin = filepath.Join(dir, "llamactl")
 	fakellamaBin = filepath.Join(dir, "fakellama")
-	for _, b := range []struct{ out, pkg string }{
-		{llamactlBin, "llamactl/cmd/llamactl"},
-		{fakellamaBin, "llamactl/cmd/fakellama"},
-	} {
-		args := []string{"build"}
-		if raceEnabled {
-			args = append(args, "-race")
-		}
-		args = append(args, "-o", b.out, b.pkg)
-		cmd := exec.CommandContext(ctx, "go", args...)
-		if out, err := cmd.CombinedOutput(); err != nil {
-			return fmt.Errorf("build %s: %w\n%s", b.pkg, err, out)
+	args := []string{"build"}
+	if raceEnabled {
+		args = append(args, "-race")
+	}
+	args = append(args, "-o", dir+string(filepath.Separator), "llamactl/cmd/llamactl", "llamactl/cmd/fakellama")
+	if out, err := exec.CommandContext(ctx, "go", args...).CombinedOutput(); err != nil {
+		return fmt.Errorf("build llamactl and fakellama: %w\n%s", err, out)
+	}
+	for _, bin := range []string{llamactlBin, fakellamaBin} {
+		if _, err := os.Stat(bin); err != nil {
+			return fmt.Errorf("build: %w", err)
 		}
 	}
 	return nil
