@@ -194,7 +194,7 @@ func buildOptions() []*option {
 			panic("spec: unsupported field type " + f.Type.String())
 		}
 		switch {
-		case i < supervisionFields:
+		case supervisionKeys[key]:
 			o.group = gSupervision
 		case key == "host" || key == "port":
 			o.group = gListen
@@ -218,9 +218,12 @@ func buildOptions() []*option {
 	return out
 }
 
-// supervisionFields is the number of leading Spec fields that are read by
-// llamactl only (name through restart_delay_seconds).
-const supervisionFields = 11
+// supervisionKeys are read by llamactl only, never passed to llama-server.
+var supervisionKeys = map[string]bool{
+	"name": true, "state": true, "on_demand_start": true, "idle_timeout": true,
+	"env": true, "extra_args": true, "stop_timeout": true, "startup_timeout": true,
+	"auto_restart": true, "max_restarts": true, "restart_delay_seconds": true,
+}
 
 func defaultFlags(key string, k optKind) (flags, off []string) {
 	dash := strings.ReplaceAll(key, "_", "-")

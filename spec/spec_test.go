@@ -48,6 +48,11 @@ func TestSpecCoversSwagger(t *testing.T) {
 	if len(options) != 159+8 {
 		t.Errorf("%d options, want 159 + 8 supervision", len(options))
 	}
+	for i, o := range options {
+		if (i < len(supervisionKeys)) != (o.group == gSupervision) {
+			t.Errorf("%s at %d: supervision keys must come first", o.key, i)
+		}
+	}
 }
 
 // TestJSONTags keeps the HTTP API's encoding: every exported field's
