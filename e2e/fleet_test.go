@@ -73,6 +73,14 @@ func TestFleet(t *testing.T) {
 		t.Parallel()
 		testServerEndpoints(d.on(t))
 	})
+	t.Run("Embeddings", func(t *testing.T) {
+		t.Parallel()
+		testEmbeddings(d.on(t))
+	})
+	t.Run("ConcurrentProxy", func(t *testing.T) {
+		t.Parallel()
+		testConcurrentProxy(d.on(t))
+	})
 	t.Run("ExplicitPort", func(t *testing.T) {
 		t.Parallel()
 		testExplicitPort(d.on(t))

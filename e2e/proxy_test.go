@@ -9,7 +9,9 @@ import (
 	"io"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -85,6 +87,80 @@ func testOpenAIProxy(d *daemon) {
 
 	r = d.call("GET", "/api/v1/instances/chat/proxy/health", nil)
 	d.expectServedBy(r, inst.PID, "instance passthrough proxy /health")
+	r = d.call("POST", "/api/v1/instances/chat/proxy/completion", map[string]any{"prompt": "hi", "n_predict": 2})
+	d.expectServedBy(r, inst.PID, "instance passthrough proxy POST /completion")
+
+	r = d.call("POST", "/v1/completions", map[string]any{"model": "chatty", "prompt": "hi"})
+	d.expectServedBy(r, inst.PID, "/v1/completions by alias")
+}
+
+// Embedding models are reached through /v1/embeddings; the spec's
+// embedding option reaches llama-server as a flag.
+func testEmbeddings(d *daemon) {
+	t := d.t
+	d.fd.writeSpec(t, "embedder.yaml", d.fd.specYAML("embedder", nil, "embedding: true", "pooling: mean"))
+	inst := d.waitHealthy("embedder")
+	r := d.call("POST", "/v1/embeddings", map[string]any{"model": "embedder", "input": "hello"})
+	d.expectServedBy(r, inst.PID, "embeddings")
+	var emb struct {
+		Data []struct {
+			Embedding []float64 `json:"embedding"`
+		} `json:"data"`
+	}
+	decode(t, r, &emb)
+	if len(emb.Data) != 1 || len(emb.Data[0].Embedding) == 0 {
+		t.Errorf("embeddings response has no vector: %s", r)
+	}
+}
+
+// Many clients at once, streaming and not, to two instances: every
+// request is answered in full by the right process. The daemon is built
+// with -race under go test -race, so a data race in the proxy fails too.
+func testConcurrentProxy(d *daemon) {
+	t := d.t
+	env := map[string]string{"FAKELLAMA_TOKENS": "4", "FAKELLAMA_TOKEN_DELAY": "2ms"}
+	d.fd.writeSpec(t, "busy1.yaml", d.fd.specYAML("busy1", env, "parallel: 4"))
+	d.fd.writeSpec(t, "busy2.yaml", d.fd.specYAML("busy2", env, "parallel: 4"))
+	pids := map[string]int{"busy1": d.waitHealthy("busy1").PID, "busy2": d.waitHealthy("busy2").PID}
+
+	const clients, each = 12, 4
+	errs := make(chan error, clients*each)
+	var wg sync.WaitGroup
+	for c := range clients {
+		wg.Go(func() {
+			for i := range each {
+				model := []string{"busy1", "busy2"}[(c+i)%2]
+				if (c+i)%3 == 0 {
+					events, hdr, err := d.stream(model, nil)
+					switch {
+					case err != nil:
+						errs <- fmt.Errorf("stream %s: %w", model, err)
+					case len(events) != 4+3 || last(events) != "[DONE]":
+						errs <- fmt.Errorf("stream %s: %d events ending %q", model, len(events), last(events))
+					case hdr.Get("X-Fake-Pid") != strconv.Itoa(pids[model]):
+						errs <- fmt.Errorf("stream %s answered by pid %s", model, hdr.Get("X-Fake-Pid"))
+					}
+					continue
+				}
+				r, err := d.try("POST", "/v1/chat/completions", map[string]any{
+					"model": model, "messages": []map[string]string{{"role": "user", "content": "hi"}},
+				})
+				switch {
+				case err != nil:
+					errs <- fmt.Errorf("chat %s: %w", model, err)
+				case r.Status != http.StatusOK:
+					errs <- fmt.Errorf("chat %s: %s", model, r)
+				case r.Header.Get("X-Fake-Pid") != strconv.Itoa(pids[model]):
+					errs <- fmt.Errorf("chat %s answered by pid %s", model, r.Header.Get("X-Fake-Pid"))
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
 }
 
 // streamChat posts a streaming chat completion and returns the payloads
