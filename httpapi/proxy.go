@@ -41,7 +41,6 @@ func (u *upstreams) client(addr string) *fasthttp.HostClient {
 		MaxIdleConnDuration:       u.cfg.UpstreamIdleTimeout,
 		ReadBufferSize:            16 << 10,
 		WriteBufferSize:           16 << 10,
-		StreamResponseBody:        true,
 		DisablePathNormalizing:    true,
 		MaxIdemponentCallAttempts: 3,
 		RetryIfErr:                retryUnanswered,
@@ -129,6 +128,10 @@ func (s *Server) forward(ctx *fasthttp.RequestCtx, pc proxyCall) {
 	}
 
 	resp := fasthttp.AcquireResponse()
+	// /v1 answers reaching here are not streams (those take forwardStream):
+	// read them whole, which costs fewer allocations. The passthrough
+	// proxy may carry anything, so it streams.
+	resp.StreamBody = !pc.openAI
 	err := s.ups.client(pc.addr).Do(req, resp)
 	fasthttp.ReleaseRequest(req)
 	if err != nil {
