@@ -50,6 +50,39 @@ func BenchmarkEditToSpawn(b *testing.B) {
 	reportLatency(b, lat)
 }
 
+// BenchmarkCreateToSpawn measures, per new spec file, the time from its
+// write until its child process runs (has written its pid file), minus the
+// debounce. Each instance is deleted again, untimed, before the next.
+func BenchmarkCreateToSpawn(b *testing.B) {
+	dir, state := b.TempDir(), b.TempDir()
+	l, m := newRealLoop(b, dir, func(o *Options) { o.Debounce = 50 * time.Millisecond })
+	var lat []time.Duration
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		name := fmt.Sprintf("n%03d", i)
+		path := filepath.Join(dir, name+".yaml")
+		start := time.Now()
+		writeFile(b, path, fakeSpec(state, name))
+		for {
+			if _, err := os.Stat(filepath.Join(state, name+".pid")); err == nil {
+				break
+			}
+			if time.Since(start) > 20*time.Second {
+				b.Fatal("no process")
+			}
+			time.Sleep(200 * time.Microsecond)
+		}
+		lat = append(lat, time.Since(start)-l.opts.Debounce)
+		b.StopTimer()
+		runningPID(b, l, state, name, 0)
+		must(b, os.Remove(path))
+		waitFor(b, name+" to go", func() bool { _, ok := m.Get(name); return !ok })
+		b.StartTimer()
+	}
+	b.StopTimer()
+	reportLatency(b, lat)
+}
+
 // BenchmarkEditToUpdate is BenchmarkEditToSpawn for the loop alone: from
 // the write of a spec file to the supervisor's Update with the new config
 // (fake processes), minus the debounce, among 1,000 instances.
