@@ -128,7 +128,7 @@ func stemConflicts(files []string) []string {
 			continue
 		}
 		for _, f := range fs {
-			out = append(out, fmt.Sprintf("%s: instance name %q is also claimed by %s", f, stem, strings.Join(others(fs, f), ", ")))
+			out = append(out, fmt.Sprintf("%s:1:1: instance name %q is also claimed by %s", f, stem, strings.Join(others(fs, f), ", ")))
 		}
 	}
 	sort.Strings(out)
