@@ -100,6 +100,15 @@ func TestOpenAIProxyRouting(t *testing.T) {
 		t.Fatalf("upstream headers not relayed: %v", resp.Header)
 	}
 
+	// A streamed request takes its own path upstream: same guarantees.
+	sbody := []byte(`{"model":"withkey","stream":true,"seed":12345678901234567,"n":1.0e0}`)
+	resp, out = ts.do(t, "POST", "/v1/chat/completions?x=y", sbody, append(jsonCT, "Cookie", "c=1")...)
+	expect(t, resp, out, 200)
+	if got := last(); got.Body != string(sbody) || got.Auth != "Bearer sk-instance-secret" || got.APIKey != "" ||
+		got.Path != "/v1/chat/completions" || got.Query != "x=y" || got.RequestID != resp.Header.Get("X-Request-Id") {
+		t.Fatalf("streamed request: upstream saw %+v", got)
+	}
+
 	// The seed's path under /api/v1 works too; an instance's own key is sent.
 	resp, out = ts.do(t, "POST", "/api/v1/v1/completions", []byte(`{"model":"withkey","prompt":"x"}`), jsonCT...)
 	expect(t, resp, out, 200)
