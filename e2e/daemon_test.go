@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"strings"
@@ -102,6 +103,10 @@ func startDaemon(t *testing.T, fd *fleetDir, opts daemonOpts) *daemon {
 	case addr := <-d.log.ready:
 		d.URL = "http://" + addr
 	case <-d.done:
+		select { // let the reader drain what the process wrote last
+		case <-d.readDone:
+		case <-time.After(2 * time.Second):
+		}
 		t.Fatalf("llamactl exited before it was ready (%v); output:\n%s", d.waitErr, d.log.String())
 	case <-time.After(60 * time.Second):
 		t.Fatalf("llamactl not ready after 60s; output:\n%s", d.log.String())
@@ -109,33 +114,44 @@ func startDaemon(t *testing.T, fd *fleetDir, opts daemonOpts) *daemon {
 	return d
 }
 
-// cleanup kills the daemon and every child, then waits for the log reader.
-func (d *proc) cleanup() {
+// cleanup kills the daemon and every child, then waits for the log
+// reader. When the test failed it logs the tail of the daemon's output.
+func (p *proc) cleanup() {
 	select {
-	case <-d.done:
+	case <-p.done:
 	default:
-		_ = d.cmd.Process.Kill()
+		_ = p.cmd.Process.Kill()
 	}
 	select {
-	case <-d.done:
+	case <-p.done:
 	case <-time.After(10 * time.Second):
-		d.owner.Errorf("llamactl pid %d did not exit after SIGKILL", d.cmd.Process.Pid)
+		p.owner.Errorf("llamactl pid %d did not exit after SIGKILL", p.cmd.Process.Pid)
 	}
-	d.fd.killChildren(d.owner)
+	p.fd.killChildren(p.owner)
 	select {
-	case <-d.readDone:
+	case <-p.readDone:
 	case <-time.After(5 * time.Second):
 		// A leftover process still holds the pipe; stop reading.
-		d.readPipe.Close()
-		<-d.readDone
+		p.readPipe.Close()
+		<-p.readDone
 	}
-	d.readPipe.Close()
-	if d.owner.Failed() {
-		d.owner.Logf("llamactl output (pid %d):\n%s", d.cmd.Process.Pid, d.log.String())
+	p.readPipe.Close()
+	out := p.log.String()
+	if p.owner.Failed() {
+		p.owner.Logf("llamactl output (pid %d):\n%s", p.cmd.Process.Pid, tail(out, 300))
 	}
-	if out := d.log.String(); strings.Contains(out, "WARNING: DATA RACE") {
-		d.owner.Errorf("llamactl reported a data race:\n%s", out)
+	if strings.Contains(out, "WARNING: DATA RACE") {
+		p.owner.Errorf("llamactl reported a data race:\n%s", out)
 	}
+}
+
+// tail returns the last n lines of s.
+func tail(s string, n int) string {
+	lines := strings.SplitAfter(s, "\n")
+	if len(lines) <= n {
+		return s
+	}
+	return fmt.Sprintf("[%d earlier lines left out]\n", len(lines)-n) + strings.Join(lines[len(lines)-n:], "")
 }
 
 // signal sends sig to the daemon.

@@ -30,12 +30,19 @@ var (
 	portSlots atomic.Int32
 )
 
-// portsPerDaemon is the size of each daemon's port range.
-const portsPerDaemon = 32
+// portsPerDaemon is the size of each daemon's port range; portSlotCount
+// ranges are handed out in turn, all below Linux's ephemeral ports
+// (32768 and up).
+const (
+	portsPerDaemon = 48
+	portSlotCount  = 100
+)
 
-// nextPortRange returns a port range no other daemon of this run uses.
+// nextPortRange returns a port range no other running daemon of this run
+// uses (ranges are reused only after portSlotCount daemons, e.g. with
+// -count).
 func nextPortRange() (lo, hi int) {
-	i := int(portSlots.Add(1)) - 1
+	i := (int(portSlots.Add(1)) - 1) % portSlotCount
 	lo = portBase + i*portsPerDaemon
 	return lo, lo + portsPerDaemon - 1
 }
