@@ -64,6 +64,9 @@ func TestConvergesUnderConcurrentWrites(t *testing.T) {
 					must(t, os.Rename(tmp, path))
 				}
 				time.Sleep(time.Millisecond)
+				if i%5 == 4 {
+					time.Sleep(25 * time.Millisecond) // a quiet spell: the loop catches up
+				}
 			}
 		})
 	}
