@@ -81,6 +81,10 @@ func TestFleet(t *testing.T) {
 		t.Parallel()
 		testConcurrentProxy(d.on(t))
 	})
+	t.Run("StopEscalation", func(t *testing.T) {
+		t.Parallel()
+		testStopEscalation(d.on(t))
+	})
 	t.Run("ExplicitPort", func(t *testing.T) {
 		t.Parallel()
 		testExplicitPort(d.on(t))

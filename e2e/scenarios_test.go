@@ -172,3 +172,31 @@ func testExplicitPort(d *daemon) {
 		t.Errorf("health on port %d: %d from pid %q, want 200 from %d", port, resp.StatusCode, resp.Header.Get("X-Fake-Pid"), inst.PID)
 	}
 }
+
+// Stopping an instance signals its whole process group and escalates to
+// SIGKILL after stop_timeout when SIGTERM is ignored.
+func testStopEscalation(d *daemon) {
+	t := d.t
+	gcFile := filepath.Join(d.fd.PidDir, "stubborn.grandchild.pid")
+	d.fd.writeSpec(t, "stubborn.yaml", d.fd.specYAML("stubborn", map[string]string{
+		"FAKELLAMA_IGNORE_SIGTERM":     "1",
+		"FAKELLAMA_GRANDCHILD":         "1",
+		"FAKELLAMA_GRANDCHILD_PIDFILE": gcFile,
+	}, "stop_timeout: 1"))
+	inst := d.waitHealthy("stubborn")
+	var grandchild int
+	waitFor(t, 5*time.Second, "the grandchild's pid file", func() (bool, string) {
+		b, err := os.ReadFile(gcFile)
+		grandchild, _ = strconv.Atoi(strings.TrimSpace(string(b)))
+		return err == nil && alive(grandchild), fmt.Sprint(err)
+	})
+
+	start := time.Now()
+	r := d.call("POST", "/api/v1/instances/stubborn/stop", nil)
+	d.expect(r, http.StatusOK, "stop stubborn")
+	waitGone(t, inst.PID, "instance ignoring SIGTERM")
+	if took := time.Since(start); took < 900*time.Millisecond {
+		t.Errorf("stubborn instance gone after %s, before its stop_timeout of 1s", took)
+	}
+	waitGone(t, grandchild, "grandchild in the instance's process group")
+}
