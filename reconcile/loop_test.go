@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -394,4 +395,33 @@ func BenchmarkAcquire(b *testing.B) {
 		}
 		release()
 	}
+}
+
+func TestTerminalErrorWaitsForAChange(t *testing.T) {
+	dir := t.TempDir()
+	procs := newFakeProcs()
+	l, err := newLoop(Options{SpecsDir: dir, Debounce: 20 * time.Millisecond}, procs)
+	must(t, err)
+	l.q.baseDelay = time.Millisecond
+	var attempts atomic.Int32
+	sup := &fakeSup{cfg: runtime.Config{Name: "a"}, phase: runtime.PhaseStopped}
+	sup.startErr = fmt.Errorf("binary rejects the spec: %w", spec.ErrInvalid)
+	sup.onUpdate = func(runtime.Config) { attempts.Add(1) }
+	procs.sups["a"] = sup
+	writeFile(t, filepath.Join(dir, "a.yaml"), model("a"))
+	startLoop(t, l)
+	settle(t, l)
+	st, _ := l.Get("a")
+	if c := st.Conditions[2]; c.Status != "True" || c.Reason != "InvalidSpec" {
+		t.Fatalf("Stalled = %+v", c)
+	}
+	time.Sleep(50 * time.Millisecond) // dozens of backoff periods
+	sup.mu.Lock()
+	sup.startErr = nil
+	sup.mu.Unlock()
+	if n := attempts.Load(); n != 1 {
+		t.Fatalf("a terminal error was retried: %d attempts", n)
+	}
+	writeFile(t, filepath.Join(dir, "a.yaml"), model("a", "ctx_size: 64"))
+	waitFor(t, "the changed spec to start", func() bool { return sup.Snapshot().Phase == runtime.PhaseRunning })
 }
