@@ -425,3 +425,41 @@ func TestTerminalErrorWaitsForAChange(t *testing.T) {
 	writeFile(t, filepath.Join(dir, "a.yaml"), model("a", "ctx_size: 64"))
 	waitFor(t, "the changed spec to start", func() bool { return sup.Snapshot().Phase == runtime.PhaseRunning })
 }
+
+func TestSlowStartBlocksNoOther(t *testing.T) {
+	dir := t.TempDir()
+	procs := newFakeProcs()
+	l, err := newLoop(Options{SpecsDir: dir, Debounce: 20 * time.Millisecond, Workers: 2}, procs)
+	must(t, err)
+	gate := make(chan struct{})
+	procs.sups["slow"] = &fakeSup{cfg: runtime.Config{Name: "slow"}, phase: runtime.PhaseStopped, gate: gate}
+	writeFile(t, filepath.Join(dir, "slow.yaml"), model("slow"))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- l.Run(ctx) }()
+	defer func() {
+		cancel()
+		must(t, <-done)
+	}()
+	waitFor(t, "the initial load", func() bool { return l.scans.Load() > 0 })
+	for i := range 5 {
+		writeFile(t, filepath.Join(dir, fmt.Sprintf("fast%d.yaml", i)), model("fast"))
+	}
+	waitFor(t, "the fast ones to start", func() bool {
+		for i := range 5 {
+			s := procs.sup(fmt.Sprintf("fast%d", i))
+			if s == nil || s.Snapshot().Phase != runtime.PhaseRunning {
+				return false
+			}
+		}
+		return true
+	})
+	select {
+	case <-l.Loaded():
+		t.Fatal("Loaded closed before the first pass of slow ended")
+	default:
+	}
+	close(gate)
+	waitFor(t, "slow to start", func() bool { return procs.sup("slow").Snapshot().Phase == runtime.PhaseRunning })
+	<-l.Loaded()
+}

@@ -48,6 +48,7 @@ type fakeSup struct {
 	restarts int // Update calls that changed the hash of a running process, plus Restart calls
 	startErr error
 	onUpdate func(runtime.Config) // called outside the lock, if set
+	gate     chan struct{}         // if set, Start waits for it (or ctx)
 }
 
 var _ supervisor = (*fakeSup)(nil)
@@ -67,7 +68,14 @@ func (s *fakeSup) Update(_ context.Context, cfg runtime.Config) error {
 	return nil
 }
 
-func (s *fakeSup) Start(context.Context) error {
+func (s *fakeSup) Start(ctx context.Context) error {
+	if s.gate != nil {
+		select {
+		case <-s.gate:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.startErr != nil {
