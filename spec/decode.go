@@ -224,18 +224,11 @@ func suggest(key string) string {
 			}
 		}
 	}
-	best, bestD := "", 0
-	for _, o := range options {
-		d := editDistance(norm, o.key)
-		if best == "" || d < bestD {
-			best, bestD = o.key, d
-		}
+	keys := make([]string, len(options))
+	for i, o := range options {
+		keys[i] = o.key
 	}
-	limit := max(2, len(norm)/3)
-	if bestD > limit {
-		return ""
-	}
-	return best
+	return Closest(norm, keys)
 }
 
 // helpAliases are other names of an option's flag in llama-server --help,
@@ -276,4 +269,20 @@ func editDistance(a, b string) int {
 		prev, cur = cur, prev
 	}
 	return prev[len(b)]
+}
+
+// Closest returns the word of known nearest to word by edit distance, or
+// "" when none is close (more than a third of word's length away, at
+// least 2). Configuration loaders use it for "did you mean" hints.
+func Closest(word string, known []string) string {
+	best, bestD := "", 0
+	for _, k := range known {
+		if d := editDistance(word, k); best == "" || d < bestD {
+			best, bestD = k, d
+		}
+	}
+	if bestD > max(2, len(word)/3) {
+		return ""
+	}
+	return best
 }

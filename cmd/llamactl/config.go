@@ -18,6 +18,8 @@ import (
 	"github.com/knadh/koanf/providers/confmap"
 	"github.com/knadh/koanf/providers/file"
 	"github.com/knadh/koanf/v2"
+
+	"llamactl/spec"
 )
 
 // Config is the daemon's configuration. Precedence: built-in defaults <
@@ -367,34 +369,8 @@ func (c *Config) validate() error {
 
 // suggestKey names the closest known key, if one is close.
 func suggestKey(key string) string {
-	best, bestD := "", 4
-	for _, k := range configKeys() {
-		if d := editDistance(key, k); d < bestD {
-			best, bestD = k, d
-		}
+	if best := spec.Closest(key, configKeys()); best != "" {
+		return fmt.Sprintf(" (did you mean %q?)", best)
 	}
-	if best == "" {
-		return ""
-	}
-	return fmt.Sprintf(" (did you mean %q?)", best)
-}
-
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
+	return ""
 }
