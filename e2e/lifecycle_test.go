@@ -109,7 +109,9 @@ func TestShutdown(t *testing.T) {
 		map[string]string{"FAKELLAMA_IGNORE_SIGTERM": "1"}, "stop_timeout: 1"))
 	fd.writeSpec(t, "slow.yaml", fd.specYAML("slow",
 		map[string]string{"FAKELLAMA_TOKENS": "10", "FAKELLAMA_TOKEN_DELAY": "100ms"}))
-	d := startDaemon(t, fd, daemonOpts{})
+	// The stream takes about 1s; the drain timeout leaves room for a
+	// loaded machine.
+	d := startDaemon(t, fd, daemonOpts{Env: map[string]string{"LLAMACTL_SHUTDOWN_DRAIN_TIMEOUT": "15s"}})
 	var pids []int
 	for _, n := range []string{"one", "stubborn", "slow"} {
 		pids = append(pids, d.waitHealthy(n).PID)

@@ -25,8 +25,9 @@ func testOnDemand(d *daemon) {
 		r := d.chat("lazy")
 		d.expect(r, http.StatusOK, "request waking the on-demand instance")
 		pid, _ := strconv.Atoi(r.Header.Get("X-Fake-Pid"))
-		if !alive(pid) || d.fd.readPid("lazy") != pid {
-			t.Fatalf("round %d: answered by pid %d (alive %v), child wrote pid %d", round, pid, alive(pid), d.fd.readPid("lazy"))
+		// (Not checked alive here: under load it may already have idled out.)
+		if pid <= 0 || d.fd.readPid("lazy") != pid {
+			t.Fatalf("round %d: answered by pid %d, but the child wrote pid %d", round, pid, d.fd.readPid("lazy"))
 		}
 		waitGone(t, pid, "idle on-demand instance")
 		d.waitInstance("lazy", "to sleep after idling", func(i instance) bool { return i.Phase == "sleeping" && !i.Running })
