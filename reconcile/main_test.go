@@ -48,7 +48,7 @@ type fakeSup struct {
 	restarts int // Update calls that changed the hash of a running process, plus Restart calls
 	startErr error
 	onUpdate func(runtime.Config) // called outside the lock, if set
-	gate     chan struct{}         // if set, Start waits for it (or ctx)
+	gate     chan struct{}        // if set, Start waits for it (or ctx)
 }
 
 var _ supervisor = (*fakeSup)(nil)
