@@ -75,6 +75,12 @@ func retryUnanswered(_ *fasthttp.Request, attempts int, err error) (resetTimeout
 		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
 }
 
+// isTimeout reports whether err is a timeout (fasthttp's or the network's).
+func isTimeout(err error) bool {
+	var te interface{ Timeout() bool }
+	return errors.As(err, &te) && te.Timeout()
+}
+
 // hop-by-hop and credential headers never forwarded upstream.
 var dropRequestHeaders = [][]byte{
 	[]byte(fasthttp.HeaderAuthorization), hdrXAPIKey,
@@ -138,7 +144,7 @@ func (s *Server) forward(ctx *fasthttp.RequestCtx, pc proxyCall) {
 		fasthttp.ReleaseResponse(resp)
 		pc.release()
 		status := fasthttp.StatusBadGateway
-		if errors.Is(err, fasthttp.ErrTimeout) {
+		if isTimeout(err) {
 			status = fasthttp.StatusGatewayTimeout
 		}
 		msg := "instance " + pc.instance + " did not answer: " + err.Error()

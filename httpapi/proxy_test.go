@@ -13,6 +13,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -361,5 +362,58 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestAcquireWaitsBounded: a sleeping instance is woken by Acquire and the
+// request waits for it; a wake that takes longer than AcquireTimeout is a
+// 503, and an upstream slower than ProxyTimeout is a 504.
+func TestAcquireWaitsBounded(t *testing.T) {
+	echo, _ := echoUpstream(t)
+	stop := make(chan struct{})
+	slowUp := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-r.Context().Done():
+		case <-stop:
+		}
+	}))
+	t.Cleanup(slowUp.Close)
+	t.Cleanup(func() { close(stop) })
+	f := fleetOf()
+	var woken atomic.Bool
+	f.AcquireFn = func(ctx context.Context, model string) (string, string, func(), error) {
+		switch model {
+		case "sleepy": // wakes after 100ms
+			select {
+			case <-time.After(100 * time.Millisecond):
+				woken.Store(true)
+				return model, echo, func() {}, nil
+			case <-ctx.Done():
+				return "", "", nil, ctx.Err()
+			}
+		case "never": // never wakes
+			<-ctx.Done()
+			return "", "", nil, fmt.Errorf("wait for %s: %w", model, ctx.Err())
+		case "hangs":
+			return model, slowUp.Listener.Addr().String(), func() {}, nil
+		}
+		return "", "", nil, reconcile.ErrNotFound
+	}
+	ts := newTestServer(t, Config{AcquireTimeout: 300 * time.Millisecond, ProxyTimeout: 200 * time.Millisecond}, f, ServerInfo{})
+	ct := []string{"Content-Type", "application/json"}
+	resp, body := ts.do(t, "POST", "/v1/chat/completions", []byte(`{"model":"sleepy"}`), ct...)
+	expect(t, resp, body, 200)
+	if !woken.Load() {
+		t.Fatal("answered before the instance woke")
+	}
+	start := time.Now()
+	resp, body = ts.do(t, "POST", "/v1/chat/completions", []byte(`{"model":"never"}`), ct...)
+	expect(t, resp, body, 503, `"code":"model_not_ready"`)
+	if el := time.Since(start); el < 250*time.Millisecond || el > 3*time.Second {
+		t.Fatalf("gave up after %v, want about the 300ms AcquireTimeout", el)
+	}
+	for _, stream := range []string{"false", "true"} {
+		resp, body = ts.do(t, "POST", "/v1/chat/completions", []byte(`{"model":"hangs","stream":`+stream+`}`), ct...)
+		expect(t, resp, body, 504, `"code":"upstream_error"`)
 	}
 }

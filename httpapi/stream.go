@@ -79,7 +79,7 @@ func (s *Server) streamFailed(ctx *fasthttp.RequestCtx, pc *proxyCall, conn net.
 	}
 	pc.release()
 	status := fasthttp.StatusBadGateway
-	if ne, ok := err.(net.Error); ok && ne.Timeout() {
+	if isTimeout(err) {
 		status = fasthttp.StatusGatewayTimeout
 	}
 	writeOpenAIError(ctx, status, typeServer, "upstream_error", "",
