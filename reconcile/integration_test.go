@@ -196,3 +196,60 @@ func TestRealAPIWrites(t *testing.T) {
 		t.Fatalf("logs: %q %v", logs, err)
 	}
 }
+
+// TestRealRestartAdoptsChildren restarts the daemon side (a new manager
+// and loop over the same data dir) with children kept running: after
+// Loaded, ReapStale must find nothing to reap and every child is adopted,
+// not restarted; an instance deleted meanwhile is reaped.
+func TestRealRestartAdoptsChildren(t *testing.T) {
+	dir, state, data := t.TempDir(), t.TempDir(), t.TempDir()
+	writeFile(t, filepath.Join(dir, "a.yaml"), fakeSpec(state, "a"))
+	writeFile(t, filepath.Join(dir, "b.yaml"), fakeSpec(state, "b"))
+	base := 51000 + int(portBlock.Add(1))*50%4000
+	opts := runtime.ManagerOptions{DataDir: data, PortMin: base, PortMax: base + 49, KeepOnShutdown: true}
+
+	run := func(keep bool) (*Loop, *runtime.Manager, func()) {
+		o := opts
+		o.KeepOnShutdown = keep
+		m, err := runtime.NewManager(o)
+		must(t, err)
+		l, err := New(Options{SpecsDir: dir, Debounce: 50 * time.Millisecond, Binary: fakellamaBin, Runtime: m,
+			Defaults: Defaults{StopTimeout: 5 * time.Second, StartupTimeout: 20 * time.Second}})
+		must(t, err)
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- l.Run(ctx) }()
+		select {
+		case <-l.Loaded():
+		case <-time.After(20 * time.Second):
+			t.Fatal("not loaded")
+		}
+		return l, m, func() {
+			cancel()
+			must(t, <-done)
+			sctx, scancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer scancel()
+			must(t, m.Shutdown(sctx))
+		}
+	}
+
+	l1, _, stop1 := run(true)
+	pa, pb := runningPID(t, l1, state, "a", 0), runningPID(t, l1, state, "b", 0)
+	stop1()
+	if !alive(pa) || !alive(pb) {
+		t.Fatal("children did not survive the shutdown")
+	}
+	must(t, os.Remove(filepath.Join(dir, "b.yaml")))
+
+	l2, m2, stop2 := run(false)
+	defer stop2()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	must(t, m2.ReapStale(ctx))
+	st, err := l2.Get("a")
+	must(t, err)
+	if st.Runtime.PID != pa || !st.Runtime.Adopted || !alive(pa) {
+		t.Fatalf("a not adopted: %+v (was pid %d)", st.Runtime, pa)
+	}
+	waitFor(t, "b's child to be reaped", func() bool { return !alive(pb) })
+}
