@@ -95,8 +95,12 @@ func TestFleet(t *testing.T) {
 // instance whose process runs in its own process group.
 func testSpecFileBecomesHealthy(d *daemon) {
 	t := d.t
-	d.fd.writeSpec(t, "alpha.yaml", d.fd.specYAML("alpha", nil, "ctx_size: 1024"))
+	d.fd.writeSpec(t, "alpha.yaml", d.fd.specYAML("alpha", map[string]string{"E2E_CUSTOM": "from the spec"},
+		"ctx_size: 1024", "extra_args: [--no-warmup]", "state: running"))
 	inst := d.waitHealthy("alpha")
+	if env, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", inst.PID)); err != nil || !bytes.Contains(append([]byte{0}, env...), []byte("\x00E2E_CUSTOM=from the spec\x00")) {
+		t.Errorf("child environment lacks the spec's env E2E_CUSTOM (err %v)", err)
+	}
 
 	if got := d.fd.readPid("alpha"); got != inst.PID {
 		t.Errorf("API pid %d, but the child wrote pid %d", inst.PID, got)
@@ -107,8 +111,9 @@ func testSpecFileBecomesHealthy(d *daemon) {
 	if inst.Port < d.fd.PortMin || inst.Port > d.fd.PortMax {
 		t.Errorf("port %d outside the configured range %d-%d", inst.Port, d.fd.PortMin, d.fd.PortMax)
 	}
-	if argv := readArgv(t, d.fd, "alpha"); !hasArgPair(argv, "--ctx-size", "1024") || !hasArgPair(argv, "--port", fmt.Sprint(inst.Port)) {
-		t.Errorf("child argv %q lacks --ctx-size 1024 or --port %d", argv, inst.Port)
+	if argv := readArgv(t, d.fd, "alpha"); !hasArgPair(argv, "--ctx-size", "1024") || !hasArgPair(argv, "--port", fmt.Sprint(inst.Port)) ||
+		!slices.Contains(argv, "--no-warmup") {
+		t.Errorf("child argv %q lacks --ctx-size 1024, --port %d or the extra arg --no-warmup", argv, inst.Port)
 	}
 
 	r := d.call("GET", "/api/v1/instances", nil)
