@@ -57,6 +57,17 @@ func testAPICreate(d *daemon) {
 	if r.Status != http.StatusConflict {
 		t.Errorf("duplicate create: %s, want 409", r)
 	}
+	for _, bad := range []string{"-dash", ".hidden", strings.Repeat("x", 65)} {
+		if r := d.call("POST", "/api/v1/instances/"+bad, body); r.Status != http.StatusBadRequest {
+			t.Errorf("create %q (invalid name): %s, want 400", bad, r)
+		}
+	}
+	if r := d.call("POST", "/api/v1/instances/badbody", `{"model": "/models/x.gguf", "ctx_size": "big"}`); r.Status != http.StatusBadRequest {
+		t.Errorf("create with a wrongly typed option: %s, want 400", r)
+	}
+	if _, err := os.Stat(filepath.Join(d.fd.SpecsDir, "badbody.yaml")); err == nil {
+		t.Errorf("a rejected create wrote badbody.yaml")
+	}
 
 	r = d.call("DELETE", "/api/v1/instances/new1", nil, "If-Match", `"0123456789abcdef"`)
 	if r.Status != http.StatusPreconditionFailed {
