@@ -108,8 +108,10 @@ func (s *fakeSup) EnsureReady(context.Context) (string, func(), error) {
 	if s.phase != runtime.PhaseRunning {
 		return "", nil, runtime.ErrStopped
 	}
-	return fmt.Sprintf("127.0.0.1:%d", 10000+len(s.cfg.Name)), func() {}, nil
+	return "127.0.0.1:10000", noRelease, nil
 }
+
+func noRelease() {}
 
 func (s *fakeSup) Snapshot() runtime.Status {
 	s.mu.Lock()
