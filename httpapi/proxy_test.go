@@ -417,3 +417,38 @@ func TestAcquireWaitsBounded(t *testing.T) {
 		expect(t, resp, body, 504, `"code":"upstream_error"`)
 	}
 }
+
+// TestClientGoneBeforeFirstByte: a client that hangs up while the
+// upstream is still processing the prompt (no response byte yet) cancels
+// the upstream request.
+func TestClientGoneBeforeFirstByte(t *testing.T) {
+	cancelled := make(chan struct{})
+	stop := make(chan struct{})
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.ReadAll(r.Body) // net/http notices a closed connection only after the body
+		select {
+		case <-r.Context().Done():
+			close(cancelled)
+		case <-stop:
+		}
+	}))
+	t.Cleanup(up.Close)
+	t.Cleanup(func() { close(stop) })
+	r := &routes{addrs: map[string]string{"s": up.Listener.Addr().String()}}
+	ts := newTestServer(t, Config{}, proxyFleet(r), ServerInfo{})
+
+	conn, err := net.Dial("tcp", strings.TrimPrefix(ts.base, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := `{"model":"s","stream":true}`
+	fmt.Fprintf(conn, "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
+	waitFor(t, "acquire", func() bool { return r.inFlight.Load() == 1 })
+	conn.Close()
+	select {
+	case <-cancelled:
+	case <-time.After(5 * time.Second):
+		t.Fatal("upstream request not cancelled after the client went away")
+	}
+	waitFor(t, "release", func() bool { return r.inFlight.Load() == 0 })
+}

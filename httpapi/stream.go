@@ -46,7 +46,10 @@ func (s *Server) forwardStream(ctx *fasthttp.RequestCtx, pc proxyCall) {
 	} else {
 		r.br.Reset(conn)
 	}
-	if err := r.h.Read(r.br); err != nil {
+	stopWatch := watchClientGone(ctx.Conn(), conn)
+	err = r.h.Read(r.br)
+	stopWatch()
+	if err != nil {
 		r.reset()
 		s.streamFailed(ctx, &pc, conn, err)
 		return

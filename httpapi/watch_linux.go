@@ -1,0 +1,50 @@
+package httpapi
+
+import (
+	"net"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// watchClientGone closes upstream if the client hangs up while the proxy
+// waits for the upstream's first response byte (a long prompt is being
+// processed), so an abandoned request stops costing the model. It peeks at
+// the client socket (MSG_PEEK: nothing is consumed, so a pipelined request
+// stays for the server to read). stop ends the watch and must be called
+// before the response is written.
+func watchClientGone(client, upstream net.Conn) (stop func()) {
+	sc, ok := client.(syscall.Conn)
+	if !ok {
+		return func() {}
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return func() {}
+	}
+	var stopped atomic.Bool
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		var buf [1]byte
+		_ = rc.Read(func(fd uintptr) bool {
+			if stopped.Load() {
+				return true
+			}
+			n, _, err := syscall.Recvfrom(int(fd), buf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+			switch {
+			case err == syscall.EAGAIN || err == syscall.EINTR:
+				return false // nothing yet: wait until the socket is readable
+			case n == 0 || err != nil:
+				_ = upstream.Close() // EOF or reset: the client is gone
+			}
+			return true // gone, or the client sent more: stop watching
+		})
+	}()
+	return func() {
+		stopped.Store(true)
+		_ = client.SetReadDeadline(time.Now()) // wake the poller
+		<-done
+		_ = client.SetReadDeadline(time.Time{}) // the server sets its own next
+	}
+}

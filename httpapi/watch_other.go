@@ -1,0 +1,9 @@
+//go:build !linux
+
+package httpapi
+
+import "net"
+
+// watchClientGone is a no-op here: a client that hangs up before the
+// first response byte is noticed when the first byte is relayed.
+func watchClientGone(_, _ net.Conn) (stop func()) { return func() {} }
