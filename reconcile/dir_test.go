@@ -201,3 +201,25 @@ func TestSubfolderMovesAndRemovals(t *testing.T) {
 	must(t, os.Rename(outside, filepath.Join(dir, "team3")))
 	waitFor(t, "e to start", func() bool { return procs.sup("e") != nil })
 }
+
+func TestResyncCatchesMissedEvents(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "a.yaml"), model("a"))
+	l, procs := newFakeLoop(t, dir, func(o *Options) { o.ResyncInterval = time.Second })
+	settle(t, l)
+	waitFor(t, "the walk after the first watch", func() bool { return l.scans.Load() >= 2 })
+	// Blind the watcher: no event will report the edits.
+	real, err := filepath.EvalSymlinks(dir)
+	must(t, err)
+	must(t, l.fsw.Remove(real))
+	writeFile(t, filepath.Join(dir, "a.yaml"), model("a", "ctx_size: 128"))
+	writeFile(t, filepath.Join(dir, "b.yaml"), model("b"))
+	time.Sleep(4 * l.opts.Debounce)
+	if procs.sup("b") != nil {
+		t.Fatal("the watcher was not blind; the test proves nothing")
+	}
+	waitFor(t, "the resync to apply the edits", func() bool {
+		_, _, r := procs.sup("a").counts()
+		return r == 1 && procs.sup("b") != nil
+	})
+}

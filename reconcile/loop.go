@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/fsnotify/fsnotify"
 	"github.com/rs/zerolog"
 
 	"llamactl/spec"
@@ -54,8 +55,9 @@ type Loop struct {
 	started  atomic.Bool
 
 	// Counters and hooks for tests and benchmarks.
-	batches    atomic.Int64 // scans triggered by events or resyncs that changed something
-	scans      atomic.Int64 // every scan
+	batches    atomic.Int64      // scans triggered by events or resyncs that changed something
+	scans      atomic.Int64      // every scan
+	fsw        *fsnotify.Watcher // set by Run before the initial load
 	beforeSwap func(path string)
 }
 
@@ -123,6 +125,7 @@ func (l *Loop) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("run reconcile loop: %w", err)
 	}
+	l.fsw = w.fs
 	var wg sync.WaitGroup
 	for range l.opts.Workers {
 		wg.Go(func() { l.worker(ctx) })
