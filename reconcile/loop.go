@@ -57,6 +57,7 @@ type Loop struct {
 	// Counters and hooks for tests and benchmarks.
 	batches    atomic.Int64      // scans triggered by events or resyncs that changed something
 	scans      atomic.Int64      // every scan
+	passes     atomic.Uint64     // pass ids for the logs
 	fsw        *fsnotify.Watcher // set by Run before the initial load
 	beforeSwap func(path string)
 }
@@ -186,7 +187,8 @@ func (l *Loop) worker(ctx context.Context) {
 // the backoff, a terminal error waits for the spec to change, any other
 // error is retried with backoff.
 func (l *Loop) process(ctx context.Context, name string) {
-	gen, err := l.reconcile(ctx, name)
+	log := l.log.With().Str("instance", name).Uint64("pass", l.passes.Add(1)).Logger()
+	gen, err := l.reconcile(log.WithContext(ctx), name)
 	now := time.Now()
 	terminal := errors.Is(err, spec.ErrInvalid)
 	l.mu.Lock()
@@ -215,11 +217,11 @@ func (l *Loop) process(ctx context.Context, name string) {
 	case err == nil || terminal:
 		l.q.Forget(name)
 		if err != nil {
-			l.log.Warn().Str("instance", name).Err(err).Msg("spec cannot be applied; waiting for a change")
+			log.Warn().Err(err).Msg("spec cannot be applied; waiting for a change")
 		}
 	case ctx.Err() != nil:
 	default:
 		d := l.q.AddRateLimited(name)
-		l.log.Warn().Str("instance", name).Err(err).Dur("retry_in", d).Msg("reconcile failed")
+		log.Warn().Err(err).Dur("retry_in", d).Msg("reconcile failed")
 	}
 }

@@ -1,15 +1,19 @@
 package reconcile
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/rs/zerolog"
 
 	"llamactl/runtime"
 	"llamactl/spec"
@@ -462,4 +466,37 @@ func TestSlowStartBlocksNoOther(t *testing.T) {
 	close(gate)
 	waitFor(t, "slow to start", func() bool { return procs.sup("slow").Snapshot().Phase == runtime.PhaseRunning })
 	<-l.Loaded()
+}
+
+// syncBuffer is a bytes.Buffer safe for concurrent writes and reads.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func TestPassesLogInstanceAndPassID(t *testing.T) {
+	dir := t.TempDir()
+	var buf syncBuffer
+	log := zerolog.New(&buf)
+	writeFile(t, filepath.Join(dir, "a.yaml"), model("a"))
+	l, _ := newFakeLoop(t, dir, func(o *Options) { o.Logger = &log })
+	settle(t, l)
+	out := buf.String()
+	for _, want := range []string{`"component":"reconcile"`, `"instance":"a"`, `"pass":1`, `"message":"starting instance"`} {
+		if !strings.Contains(out, want) {
+			t.Fatalf("log lacks %s:\n%s", want, out)
+		}
+	}
 }

@@ -7,6 +7,8 @@ import (
 	"slices"
 	"time"
 
+	"github.com/rs/zerolog"
+
 	"llamactl/runtime"
 	"llamactl/spec"
 )
@@ -15,7 +17,9 @@ import (
 // state and the supervisor's and does the least that moves the second to
 // the first (start, stop, update, remove). It returns the desired-state
 // generation it acted on. Errors wrapping spec.ErrInvalid are terminal.
+// It logs to zerolog.Ctx(ctx), which carries the instance and pass id.
 func (l *Loop) reconcile(ctx context.Context, name string) (gen uint64, err error) {
+	log := zerolog.Ctx(ctx)
 	l.mu.RLock()
 	e := l.entries[name]
 	var (
@@ -41,7 +45,7 @@ func (l *Loop) reconcile(ctx context.Context, name string) (gen uint64, err erro
 		if !exists {
 			return gen, nil
 		}
-		l.log.Info().Str("instance", name).Msg("stopping and removing deleted instance")
+		log.Info().Msg("stopping and removing deleted instance")
 		if err := l.procs.Remove(ctx, name); err != nil {
 			return gen, fmt.Errorf("remove %s: %w", name, err)
 		}
@@ -76,7 +80,7 @@ func (l *Loop) reconcile(ctx context.Context, name string) (gen uint64, err erro
 		l.mu.Unlock()
 		switch {
 		case running:
-			l.log.Info().Str("instance", name).Str("hash", cfg.Hash).Msg("starting instance")
+			log.Info().Str("hash", cfg.Hash).Msg("starting instance")
 			if err := sup.Start(ctx); err != nil {
 				return gen, fmt.Errorf("start %s: %w", name, err)
 			}
@@ -92,7 +96,7 @@ func (l *Loop) reconcile(ctx context.Context, name string) (gen uint64, err erro
 
 	snap := sup.Snapshot()
 	if !running && snap.Phase != runtime.PhaseStopped {
-		l.log.Info().Str("instance", name).Msg("stopping instance")
+		log.Info().Msg("stopping instance")
 		if err := sup.Stop(ctx); err != nil {
 			return gen, fmt.Errorf("stop %s: %w", name, err)
 		}
@@ -100,7 +104,7 @@ func (l *Loop) reconcile(ctx context.Context, name string) (gen uint64, err erro
 	hashChanged := snap.Hash != cfg.Hash
 	if hashChanged || applied == nil || !sameConfig(*applied, cfg) {
 		if hashChanged {
-			l.log.Info().Str("instance", name).Str("from", snap.Hash).Str("to", cfg.Hash).Msg("spec changed")
+			log.Info().Str("from", snap.Hash).Str("to", cfg.Hash).Msg("spec changed")
 		}
 		if err := sup.Update(ctx, cfg); err != nil {
 			return gen, fmt.Errorf("update %s: %w", name, err)
