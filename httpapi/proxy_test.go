@@ -452,3 +452,24 @@ func TestClientGoneBeforeFirstByte(t *testing.T) {
 	}
 	waitFor(t, "release", func() bool { return r.inFlight.Load() == 0 })
 }
+
+// TestStreamAfterSlowPrompt: an upstream that takes a while before its
+// first byte (prompt processing), then streams, is relayed intact.
+func TestStreamAfterSlowPrompt(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(80 * time.Millisecond)
+		w.Header().Set("Content-Type", "text/event-stream")
+		for i := range 3 {
+			fmt.Fprintf(w, "data: %d\n\n", i)
+			w.(http.Flusher).Flush()
+		}
+	}))
+	t.Cleanup(up.Close)
+	r := &routes{addrs: map[string]string{"s": up.Listener.Addr().String()}}
+	ts := newTestServer(t, Config{}, proxyFleet(r), ServerInfo{})
+	resp, body := ts.do(t, "POST", "/v1/completions", []byte(`{"model":"s","stream":true}`), "Content-Type", "application/json")
+	expect(t, resp, body, 200)
+	if string(body) != "data: 0\n\ndata: 1\n\ndata: 2\n\n" {
+		t.Fatalf("body %q", body)
+	}
+}

@@ -25,8 +25,10 @@ func (s *Server) forwardStream(ctx *fasthttp.RequestCtx, pc proxyCall) {
 		s.streamFailed(ctx, &pc, nil, err)
 		return
 	}
+	var deadline time.Time
 	if s.cfg.ProxyTimeout > 0 {
-		_ = conn.SetDeadline(time.Now().Add(s.cfg.ProxyTimeout))
+		deadline = time.Now().Add(s.cfg.ProxyTimeout)
+		_ = conn.SetDeadline(deadline)
 	}
 	hb := uriPool.Get().(*[]byte)
 	head := appendRequestHead((*hb)[:0], ctx, &pc)
@@ -46,9 +48,7 @@ func (s *Server) forwardStream(ctx *fasthttp.RequestCtx, pc proxyCall) {
 	} else {
 		r.br.Reset(conn)
 	}
-	stopWatch := watchClientGone(ctx.Conn(), conn)
-	err = r.h.Read(r.br)
-	stopWatch()
+	err = r.readHeader(ctx, deadline)
 	if err != nil {
 		r.reset()
 		s.streamFailed(ctx, &pc, conn, err)
@@ -73,6 +73,34 @@ func (s *Server) forwardStream(ctx *fasthttp.RequestCtx, pc proxyCall) {
 		r.body = r.br
 	}
 	ctx.Response.SetBodyStream(r, size)
+}
+
+// watchAfter is how long a streamed request waits for the upstream's
+// response header before it starts watching for the client hanging up.
+const watchAfter = 20 * time.Millisecond
+
+// readHeader reads the upstream response header. Most answers start at
+// once; if this one does not (a long prompt), the client connection is
+// watched meanwhile so that a client that hangs up cancels the request.
+// deadline is the ProxyTimeout deadline (zero: none).
+func (r *streamRelay) readHeader(ctx *fasthttp.RequestCtx, deadline time.Time) error {
+	early := time.Now().Add(watchAfter)
+	if !deadline.IsZero() && deadline.Before(early) {
+		return r.h.Read(r.br)
+	}
+	_ = r.conn.SetReadDeadline(early)
+	err := r.h.Read(r.br)
+	if err == nil || !isTimeout(err) {
+		_ = r.conn.SetReadDeadline(deadline)
+		return err
+	}
+	// Nothing was consumed: the header reader only peeks until the header
+	// is complete, and bufio keeps what it peeked. Wait on, watching.
+	_ = r.conn.SetReadDeadline(deadline)
+	stop := watchClientGone(ctx.Conn(), r.conn)
+	err = r.h.Read(r.br)
+	stop()
+	return err
 }
 
 // streamFailed answers a streamed request that got no response.
