@@ -225,7 +225,11 @@ func (s *Supervisor) loop(mode adoptMode) {
 	ls.killT = s.newTimer()
 	ls.idleT = s.newTimer()
 	ls.stableT = s.newTimer()
+	// The log size check ticks only while a child runs, so a stopped or
+	// sleeping instance costs nothing between events.
 	ls.logT = time.NewTicker(s.m.opts.LogCheckInterval)
+	ls.logT.Stop()
+	logTicking := false
 	defer s.end()
 	switch mode {
 	case adoptRunning:
@@ -236,6 +240,14 @@ func (s *Supervisor) loop(mode adoptMode) {
 		s.stopChild(stopStale, "recorded child runs another config")
 	}
 	for !(ls.closing && ls.proc == nil) {
+		if running := ls.proc != nil; running != logTicking {
+			if running {
+				ls.logT.Reset(s.m.opts.LogCheckInterval)
+			} else {
+				ls.logT.Stop()
+			}
+			logTicking = running
+		}
 		select {
 		case r := <-s.reqs:
 			s.handle(r)
