@@ -43,6 +43,13 @@ func (s *Supervisor) startChild() {
 		}
 		leased = true
 	} else {
+		// An explicit port held by another process would make the child
+		// fail to bind, and its /health probe could reach that process:
+		// fail the start with the reason instead of exec'ing.
+		if !s.m.ports.free(host, port) {
+			fail(fmt.Errorf("start: port %d on %s is in use by another process", port, host))
+			return
+		}
 		s.m.ports.claim(s.name, port) // keep leases off an explicit port
 	}
 	release := func() { s.m.ports.release(s.name, port) }

@@ -160,8 +160,12 @@ func (s *Supervisor) onUpdate(cfg Config) error {
 	old := ls.cfg
 	ls.cfg = cfg
 	if cfg.Hash == old.Hash {
-		if ls.phase == PhaseRunning {
+		switch {
+		case ls.phase == PhaseRunning:
 			s.armIdle(0)
+		case ls.phase == PhaseSleeping && old.OnDemand && !cfg.OnDemand && ls.desired:
+			// No longer started on demand: a sleeping instance starts now.
+			s.startChild()
 		}
 		return nil
 	}

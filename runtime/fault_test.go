@@ -1,0 +1,80 @@
+package runtime
+
+import (
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// An explicit port held by another process that even answers /health:
+// the start fails with a reason naming the port, and the instance never
+// reports running (its probe must not reach the other process).
+func TestExplicitPortInUse(t *testing.T) {
+	t.Parallel()
+	l := listen(t, 0)
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.WriteHeader(http.StatusOK)
+	}), ReadHeaderTimeout: time.Second}
+	go func() { _ = srv.Serve(l) }()
+	t.Cleanup(func() { _ = srv.Close() })
+
+	m := newManager(t, nil)
+	cfg := testConfig("taken")
+	cfg.Port = l.Addr().(*net.TCPAddr).Port
+	cfg.MaxRestarts = 1
+	s := m.Supervise(cfg)
+	events, cancel := s.Subscribe()
+	defer cancel()
+	if err := s.Start(ctxT(t, 5*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	st := waitPhase(t, s, PhaseFailed, 5*time.Second)
+	want := "port " + strconv.Itoa(cfg.Port) + " on 127.0.0.1 is in use"
+	if !strings.Contains(st.LastError, want) || st.PID != 0 {
+		t.Fatalf("status = %+v, want LastError containing %q", st, want)
+	}
+	for {
+		select {
+		case ev := <-events:
+			if ev.To == PhaseRunning {
+				t.Fatalf("instance reported running on a port another process holds: %+v", ev)
+			}
+			continue
+		default:
+		}
+		break
+	}
+}
+
+// Turning on_demand_start off while the instance sleeps (same hash)
+// starts it; an update that keeps it on-demand leaves it asleep.
+func TestOnDemandTurnedOffStartsSleeping(t *testing.T) {
+	t.Parallel()
+	m := newManager(t, nil)
+	cfg := testConfig("od")
+	cfg.OnDemand = true
+	s := m.Supervise(cfg)
+	if err := s.Start(ctxT(t, 5*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	waitPhase(t, s, PhaseSleeping, 5*time.Second)
+
+	cfg.IdleTimeout = time.Hour // same hash, still on demand
+	if err := s.Update(ctxT(t, 5*time.Second), cfg); err != nil {
+		t.Fatal(err)
+	}
+	if st := s.Snapshot(); st.Phase != PhaseSleeping || st.PID != 0 {
+		t.Fatalf("on-demand update woke the instance: %+v", st)
+	}
+
+	cfg.OnDemand = false
+	if err := s.Update(ctxT(t, 5*time.Second), cfg); err != nil {
+		t.Fatal(err)
+	}
+	if st := waitPhase(t, s, PhaseRunning, 5*time.Second); st.PID == 0 {
+		t.Fatalf("running without a pid: %+v", st)
+	}
+}
