@@ -319,11 +319,15 @@ func (m *Manager) ReapStale(ctx context.Context) error {
 func stopForeign(ctx context.Context, pid, pgid int, timeout time.Duration) error {
 	killGroup(pgid, unix.SIGTERM)
 	gone := func() bool {
-		if pidAlive(pid) {
+		// Our own child (an in-process restart) is gone only once reaped:
+		// one seen exiting but not yet a zombie would stay a zombie.
+		switch wpid, err := unix.Wait4(pid, nil, unix.WNOHANG, nil); {
+		case err == nil && wpid == pid:
+			return true
+		case err == nil:
 			return false
 		}
-		_, _ = unix.Wait4(pid, nil, unix.WNOHANG, nil) // reap it if it was ours
-		return true
+		return !pidAlive(pid)
 	}
 	deadline := time.Now().Add(timeout)
 	for !gone() {
