@@ -51,8 +51,13 @@ type Loop struct {
 	loaded   chan struct{}
 	initial  map[string]struct{} // names of the initial load still waiting for their first pass; guarded by mu
 	isLoaded bool                // loaded is closed; guarded by mu
-	resyncCh chan struct{}
-	started  atomic.Bool
+	// synced is like loaded for the first successful read of the
+	// directory (the initial load may have found it missing).
+	synced    chan struct{}
+	syncNames map[string]struct{} // guarded by mu
+	isSynced  bool                // synced is closed; guarded by mu
+	resyncCh  chan struct{}
+	started   atomic.Bool
 
 	// Counters and hooks for tests and benchmarks.
 	batches    atomic.Int64      // scans triggered by events or resyncs that changed something
@@ -101,6 +106,7 @@ func newLoop(opts Options, procs processes) (*Loop, error) {
 		emptyConfirm: max(time.Second, 2*opts.Debounce),
 		passDone:     make(chan struct{}),
 		loaded:       make(chan struct{}),
+		synced:       make(chan struct{}),
 		resyncCh:     make(chan struct{}, 1),
 	}
 	if opts.Logger != nil {
@@ -144,6 +150,27 @@ func (l *Loop) Run(ctx context.Context) error {
 // is retried with backoff.
 func (l *Loop) Loaded() <-chan struct{} { return l.loaded }
 
+// Synced is closed once the first successful read of the directory has
+// been applied: every instance it found has had its first pass. It is
+// Loaded when the initial read succeeds; when the directory was missing
+// or unreadable at start, Loaded closes at once (with nothing desired)
+// and Synced waits for a good read. Recorded children of a previous run
+// must not be reaped before Synced: until then every one of them may
+// belong to a desired instance.
+func (l *Loop) Synced() <-chan struct{} { return l.synced }
+
+// markSynced records the names of the first successful read; Synced
+// closes when each has had a pass.
+func (l *Loop) markSynced(names []string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.syncNames = make(map[string]struct{}, len(names))
+	for _, n := range names {
+		l.syncNames[n] = struct{}{}
+	}
+	l.checkLoadedLocked()
+}
+
 // markLoaded records the names of the initial load; Loaded closes when
 // each has had a pass.
 func (l *Loop) markLoaded(names []string) {
@@ -160,6 +187,10 @@ func (l *Loop) checkLoadedLocked() {
 	if !l.isLoaded && l.initial != nil && len(l.initial) == 0 {
 		l.isLoaded = true
 		close(l.loaded)
+	}
+	if !l.isSynced && l.syncNames != nil && len(l.syncNames) == 0 {
+		l.isSynced = true
+		close(l.synced)
 	}
 }
 
@@ -208,8 +239,9 @@ func (l *Loop) process(ctx context.Context, name string) {
 	}
 	close(l.passDone)
 	l.passDone = make(chan struct{})
-	if l.initial != nil {
+	if l.initial != nil || l.syncNames != nil {
 		delete(l.initial, name)
+		delete(l.syncNames, name)
 		l.checkLoadedLocked()
 	}
 	l.mu.Unlock()

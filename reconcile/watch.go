@@ -28,6 +28,7 @@ type watcher struct {
 	dirty      map[string]struct{}    // paths named by events since the last scan
 	full       bool                   // the next scan walks the whole tree
 	loadMarked bool                   // the initial load was handed to markLoaded
+	syncMarked bool                   // the first good read was handed to markSynced
 	pending    bool                   // events wait for the debounce timer
 	first      time.Time              // first event of the pending batch
 	maxWait    time.Duration          // a stream of events is still scanned this often
@@ -174,6 +175,10 @@ func (w *watcher) sync(force, counted bool) (again bool, retryIn time.Duration) 
 	if !w.loadMarked {
 		w.loadMarked = true
 		l.markLoaded(changed) // before the names are queued
+	}
+	if !w.syncMarked && res.err == nil && !retry {
+		w.syncMarked = true
+		l.markSynced(changed)
 	}
 	for _, name := range changed {
 		l.q.Add(name)

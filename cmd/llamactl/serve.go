@@ -165,10 +165,29 @@ func serve(ctx context.Context, cfg *Config, log zerolog.Logger) error {
 		stopLoop()
 		return errors.Join(fmt.Errorf("load specs: %w", err), mgr.Shutdown(context.Background()))
 	}
-	// Every instance still desired has had its chance to adopt its
-	// recorded child; the rest are leftovers of a previous run.
-	if err := mgr.ReapStale(ctx); err != nil {
-		log.Warn().Err(err).Msg("clean up children of a previous run")
+	// Once a good read of the specs dir has been applied, every instance
+	// still desired has had its chance to adopt its recorded child; the
+	// rest are leftovers of a previous run. A dir missing at start
+	// (Loaded, but not Synced) reaps nothing until it can be read.
+	reapCtx, stopReap := context.WithCancel(ctx)
+	reapDone := make(chan struct{})
+	reap := func() {
+		defer close(reapDone)
+		select {
+		case <-loop.Synced():
+		case <-reapCtx.Done():
+			return
+		}
+		if err := mgr.ReapStale(reapCtx); err != nil {
+			log.Warn().Err(err).Msg("clean up children of a previous run")
+		}
+	}
+	select {
+	case <-loop.Synced():
+		reap()
+	default:
+		log.Warn().Msg("specs dir not read yet: children of a previous run are kept until it is")
+		go reap()
 	}
 
 	hup := make(chan os.Signal, 1)
@@ -197,6 +216,8 @@ wait:
 		}
 	}
 	log.Info().Msg("shutting down")
+	stopReap()
+	<-reapDone
 	drainCtx, cancelDrain := context.WithTimeout(context.Background(), cfg.Shutdown.DrainTimeout)
 	err = srv.Shutdown(drainCtx)
 	cancelDrain()

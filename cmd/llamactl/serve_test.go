@@ -1,0 +1,137 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+// syncBuffer is a bytes.Buffer safe for the daemon's log writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// startTime is field 22 of /proc/<pid>/stat.
+func startTime(t *testing.T, pid int) uint64 {
+	t.Helper()
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+	n, err := strconv.ParseUint(f[19], 10, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func alive(pid int) bool {
+	if syscall.Kill(pid, 0) != nil {
+		return false
+	}
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return false
+	}
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+	return f[0] != "Z" && f[0] != "X"
+}
+
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// A daemon that starts while its specs dir is missing (a git-sync not
+// done yet) must not reap the children a previous run recorded: any of
+// them may belong to an instance still desired. Once the dir can be read,
+// a child nobody claims is reaped.
+func TestServeKeepsRecordedChildrenUntilSpecsAreRead(t *testing.T) {
+	root := t.TempDir()
+	specs, data := filepath.Join(root, "specs"), filepath.Join(root, "data")
+	child := exec.Command("sleep", "60")
+	child.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := child.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pid := child.Process.Pid
+	t.Cleanup(func() {
+		_ = syscall.Kill(-pid, syscall.SIGKILL)
+		_, _ = child.Process.Wait()
+	})
+	rec, err := json.Marshal(map[string]any{
+		"name": "old", "pid": pid, "pgid": pid, "host": "127.0.0.1", "port": 1, "leased": false,
+		"start_time": startTime(t, pid), "cmdline": []string{"sleep", "60"}, "binary": "sleep", "hash": "h",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(data, "run"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(data, "run", "old.json"), rec, 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	cfg, err := loadConfig("", nil, map[string]any{
+		"specs_dir": specs, "data_dir": data, "listen": "127.0.0.1:0",
+		"llama_server":       filepath.Join(root, "no-llama-server"),
+		"reconcile.debounce": "20ms", "shutdown.drain_timeout": "1s",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs syncBuffer
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- serve(ctx, cfg, zerolog.New(&logs)) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("serve: %v\n%s", err, logs.String())
+		}
+	}()
+	waitUntil(t, "the daemon to be ready", func() bool { return strings.Contains(logs.String(), "llamactl ready") })
+	if !alive(pid) {
+		t.Fatalf("recorded child reaped while the specs dir is missing\n%s", logs.String())
+	}
+
+	if err := os.MkdirAll(specs, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "the unclaimed child and its record to be reaped", func() bool {
+		_, err := os.Stat(filepath.Join(data, "run", "old.json"))
+		return !alive(pid) && os.IsNotExist(err)
+	})
+}
