@@ -226,11 +226,30 @@ wait:
 	if errors.Is(loopErr, context.Canceled) {
 		loopErr = nil
 	}
-	stopCtx, cancelStop := context.WithTimeout(context.Background(), cfg.Defaults.StopTimeout+5*time.Second)
+	stopCtx, cancelStop := context.WithTimeout(context.Background(), stopBudget(cfg.Defaults.StopTimeout, loop.List()))
 	defer cancelStop()
 	if err := mgr.Shutdown(stopCtx); err != nil {
 		log.Warn().Err(err).Msg("some instances did not stop cleanly")
 	}
 	log.Info().Bool("keep_children", cfg.Shutdown.KeepChildren).Msg("llamactl stopped")
 	return errors.Join(runErr, err, loopErr)
+}
+
+// stopBudget bounds the runtime's Shutdown: the longest stop timeout
+// (SIGTERM to SIGKILL) of any instance, so that a spec's own stop_timeout
+// above the default still ends in SIGKILL rather than in a child left
+// running, plus a margin for the SIGKILL and the reaping.
+func stopBudget(def time.Duration, insts []reconcile.InstanceStatus) time.Duration {
+	longest := def
+	for _, st := range insts {
+		if st.Spec == nil || st.Spec.StopTimeout == nil {
+			continue
+		}
+		d := time.Duration(*st.Spec.StopTimeout) * time.Second
+		if d <= 0 {
+			d = runtime.DefaultStopTimeout
+		}
+		longest = max(longest, d)
+	}
+	return longest + 5*time.Second
 }

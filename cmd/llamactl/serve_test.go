@@ -135,3 +135,59 @@ func TestServeKeepsRecordedChildrenUntilSpecsAreRead(t *testing.T) {
 		return !alive(pid) && os.IsNotExist(err)
 	})
 }
+
+// buildFakellama builds the llama-server stand-in into a temp dir.
+func buildFakellama(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "fakellama")
+	if out, err := exec.Command("go", "build", "-o", bin, "llamactl/cmd/fakellama").CombinedOutput(); err != nil {
+		t.Fatalf("build fakellama: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// A spec's stop_timeout longer than defaults.stop_timeout: a child that
+// ignores SIGTERM still gets SIGKILL when the daemon exits, instead of
+// the daemon giving up first and leaving it running.
+func TestServeShutdownHonoursSpecStopTimeout(t *testing.T) {
+	bin := buildFakellama(t)
+	root := t.TempDir()
+	specs, data := filepath.Join(root, "specs"), filepath.Join(root, "data")
+	pidFile := filepath.Join(root, "slow.pid")
+	if err := os.MkdirAll(specs, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	spec := "model: /m.gguf\nstop_timeout: 6\nenv:\n  FAKELLAMA_IGNORE_SIGTERM: \"1\"\n  FAKELLAMA_PID_FILE: " + pidFile + "\n"
+	if err := os.WriteFile(filepath.Join(specs, "slow.yaml"), []byte(spec), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := loadConfig("", nil, map[string]any{
+		"specs_dir": specs, "data_dir": data, "listen": "127.0.0.1:0", "llama_server": bin,
+		"reconcile.debounce": "20ms", "shutdown.drain_timeout": "1s", "defaults.stop_timeout": "100ms",
+		"port_range.min": 47100, "port_range.max": 47199,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs syncBuffer
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- serve(ctx, cfg, zerolog.New(&logs)) }()
+	var pid int
+	waitUntil(t, "the child to run", func() bool {
+		b, err := os.ReadFile(pidFile)
+		if err == nil {
+			pid, err = strconv.Atoi(strings.TrimSpace(string(b)))
+		}
+		return err == nil && strings.Contains(logs.String(), `"to":"running"`)
+	})
+	t.Cleanup(func() { _ = syscall.Kill(pid, syscall.SIGKILL) })
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("serve: %v", err)
+	}
+	if alive(pid) {
+		t.Fatalf("child %d ignoring SIGTERM outlived the daemon\n%s", pid, logs.String())
+	}
+}
