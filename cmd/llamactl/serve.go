@@ -106,6 +106,11 @@ func serve(ctx context.Context, cfg *Config, log zerolog.Logger) error {
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return fmt.Errorf("create data dir: %w", err)
 	}
+	// SIGHUP asks for a resync; caught from the start, since its default
+	// action would end the daemon abruptly while it loads.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	probeCtx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	flags, err := probeBinary(probeCtx, cfg.LlamaServer)
 	cancel()
@@ -190,9 +195,6 @@ func serve(ctx context.Context, cfg *Config, log zerolog.Logger) error {
 		go reap()
 	}
 
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
 	serveDone := make(chan error, 1)
 	go func() { serveDone <- srv.Serve(ln) }()
 	log.Info().Str("listen", ln.Addr().String()).Str("specs_dir", cfg.SpecsDir).Msg("llamactl ready")

@@ -191,3 +191,40 @@ func TestServeShutdownHonoursSpecStopTimeout(t *testing.T) {
 		t.Fatalf("child %d ignoring SIGTERM outlived the daemon\n%s", pid, logs.String())
 	}
 }
+
+// SIGHUP while the daemon is still starting (here: while it probes
+// llama-server) is a resync request, not the end of the process.
+func TestServeSIGHUPDuringStartup(t *testing.T) {
+	root := t.TempDir()
+	marker := filepath.Join(root, "probed")
+	bin := filepath.Join(root, "slow-llama-server")
+	script := "#!/bin/sh\ntouch " + marker + "\nsleep 0.3\nexit 1\n"
+	if err := os.WriteFile(bin, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := loadConfig("", nil, map[string]any{
+		"specs_dir": filepath.Join(root, "specs"), "data_dir": filepath.Join(root, "data"), "listen": "127.0.0.1:0",
+		"llama_server": bin, "reconcile.debounce": "20ms", "shutdown.drain_timeout": "1s",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs syncBuffer
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- serve(ctx, cfg, zerolog.New(&logs)) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("serve: %v\n%s", err, logs.String())
+		}
+	}()
+	waitUntil(t, "the llama-server probe", func() bool { _, err := os.Stat(marker); return err == nil })
+	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "the daemon to be ready and resync", func() bool {
+		l := logs.String()
+		return strings.Contains(l, "llamactl ready") && strings.Contains(l, "SIGHUP: full resync")
+	})
+}
