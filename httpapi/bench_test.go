@@ -29,6 +29,13 @@ var (
 
 const benchKey = "sk-bench-0123456789abcdef0123456789abcdef"
 
+// benchDialer is how the load generator connects, to the upstream and to
+// the proxy alike: a plain dialer as a typical client has, independent of
+// the proxy's own upstream dialer.
+var benchDialer = &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
+
+func benchDial(addr string) (net.Conn, error) { return benchDialer.Dial("tcp", addr) }
+
 // benchServer serves the proxy on a loopback listener until b ends.
 func benchServer(b *testing.B, cfg Config, fleet Fleet) string {
 	b.Helper()
@@ -65,7 +72,7 @@ func interleave(b *testing.B, targets []*target, body []byte, conc, n int, strea
 	b.Helper()
 	for _, t := range targets {
 		t.client = &fasthttp.HostClient{Addr: t.addr, MaxConns: conc, StreamResponseBody: stream,
-			MaxIdleConnDuration: 100 * time.Millisecond, Dial: dialUpstream}
+			MaxIdleConnDuration: 100 * time.Millisecond, Dial: benchDial}
 		t.elapsed, t.done = 0, 0
 	}
 	const rounds = 10
@@ -226,7 +233,7 @@ func BenchmarkProxy(b *testing.B) {
 	b.Run("ttfc", func(b *testing.B) {
 		n := max(b.N/10, 20)
 		for _, a := range []string{up, open} {
-			firstChunkClients[a] = &fasthttp.HostClient{Addr: a, StreamResponseBody: true, Dial: dialUpstream,
+			firstChunkClients[a] = &fasthttp.HostClient{Addr: a, StreamResponseBody: true, Dial: benchDial,
 				MaxIdleConnDuration: 100 * time.Millisecond}
 		}
 		t := firstChunks(b, []string{up, open}, n)

@@ -24,6 +24,7 @@ import (
 type upstreams struct {
 	cfg     Config
 	clients sync.Map // addr -> *fasthttp.HostClient
+	spares  sync.Map // addr -> *spare, see streamConn
 }
 
 func newUpstreams(cfg Config) *upstreams { return &upstreams{cfg: cfg} }
@@ -52,16 +53,20 @@ func (u *upstreams) client(addr string) *fasthttp.HostClient {
 	return actual.(*fasthttp.HostClient)
 }
 
-var upstreamDialer = &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
+// upstreamDialer dials llama-server children, which run on this host: a
+// dead one resets its connections at once, so TCP keep-alive probes would
+// only cost four setsockopt calls per connection (one per stream).
+var upstreamDialer = &net.Dialer{Timeout: 10 * time.Second, KeepAlive: -1}
 
 func dialUpstream(addr string) (net.Conn, error) { return upstreamDialer.Dial("tcp", addr) }
 
-// closeIdle closes every pooled idle upstream connection.
+// closeIdle closes every pooled idle upstream connection and every spare.
 func (u *upstreams) closeIdle() {
 	u.clients.Range(func(_, c any) bool {
 		c.(*fasthttp.HostClient).CloseIdleConnections()
 		return true
 	})
+	u.closeSpares()
 }
 
 // retryUnanswered retries a request whose connection was closed or reset

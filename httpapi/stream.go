@@ -20,7 +20,7 @@ import (
 // flush (chunkReader) while a lone chunk is relayed at once. The request
 // goes out in a single writev (headers and the untouched body).
 func (s *Server) forwardStream(ctx *fasthttp.RequestCtx, pc proxyCall) {
-	conn, err := upstreamDialer.Dial("tcp", pc.addr)
+	conn, reused, err := s.ups.streamConn(pc.addr)
 	if err != nil {
 		s.streamFailed(ctx, &pc, nil, err)
 		return
@@ -28,30 +28,43 @@ func (s *Server) forwardStream(ctx *fasthttp.RequestCtx, pc proxyCall) {
 	var deadline time.Time
 	if s.cfg.ProxyTimeout > 0 {
 		deadline = time.Now().Add(s.cfg.ProxyTimeout)
-		_ = conn.SetDeadline(deadline)
 	}
 	hb := uriPool.Get().(*[]byte)
 	head := appendRequestHead((*hb)[:0], ctx, &pc)
-	bufs := net.Buffers{head, ctx.Request.Body()}
-	_, err = bufs.WriteTo(conn)
+	r := streamPool.Get().(*streamRelay)
+	r.s, r.ctx, r.pc = s, ctx, pc
+	for {
+		r.conn = conn
+		if r.br == nil {
+			r.br = bufio.NewReaderSize(conn, 16<<10)
+		} else {
+			r.br.Reset(conn)
+		}
+		err = r.send(head, deadline)
+		if err == nil {
+			err = r.awaitAnswer(ctx, deadline)
+		}
+		if err == nil || !reused || !staleConn(err) {
+			break
+		}
+		// The pre-dialed connection was closed by the upstream before
+		// it answered: the request never reached the model. Dial anew.
+		_ = conn.Close()
+		reused = false
+		if conn, err = dialUpstream(pc.addr); err != nil {
+			r.conn = nil
+			break
+		}
+	}
 	*hb = head
 	uriPool.Put(hb)
-	if err != nil {
-		s.streamFailed(ctx, &pc, conn, err)
-		return
+	if err == nil {
+		err = r.h.Read(r.br)
 	}
-
-	r := streamPool.Get().(*streamRelay)
-	r.s, r.ctx, r.conn, r.pc = s, ctx, conn, pc
-	if r.br == nil {
-		r.br = bufio.NewReaderSize(conn, 16<<10)
-	} else {
-		r.br.Reset(conn)
-	}
-	err = r.readHeader(ctx, deadline)
 	if err != nil {
+		c := r.conn
 		r.reset()
-		s.streamFailed(ctx, &pc, conn, err)
+		s.streamFailed(ctx, &pc, c, err)
 		return
 	}
 	ctx.SetStatusCode(r.h.StatusCode())
@@ -75,30 +88,42 @@ func (s *Server) forwardStream(ctx *fasthttp.RequestCtx, pc proxyCall) {
 	ctx.Response.SetBodyStream(r, size)
 }
 
+// send writes the request (head, then the untouched body) in one writev.
+func (r *streamRelay) send(head []byte, deadline time.Time) error {
+	_ = r.conn.SetDeadline(deadline)
+	bufs := net.Buffers{head, r.ctx.Request.Body()}
+	_, err := bufs.WriteTo(r.conn)
+	return err
+}
+
 // watchAfter is how long a streamed request waits for the upstream's
 // response header before it starts watching for the client hanging up.
 const watchAfter = 20 * time.Millisecond
 
-// readHeader reads the upstream response header. Most answers start at
-// once; if this one does not (a long prompt), the client connection is
-// watched meanwhile so that a client that hangs up cancels the request.
-// deadline is the ProxyTimeout deadline (zero: none).
-func (r *streamRelay) readHeader(ctx *fasthttp.RequestCtx, deadline time.Time) error {
+// awaitAnswer waits for the first response byte, consuming nothing. Most
+// answers start at once; if this one does not (a long prompt), the client
+// connection is watched meanwhile so that a client that hangs up cancels
+// the request. deadline is the ProxyTimeout deadline (zero: none).
+func (r *streamRelay) awaitAnswer(ctx *fasthttp.RequestCtx, deadline time.Time) error {
+	if r.br.Buffered() > 0 {
+		return nil
+	}
 	early := time.Now().Add(watchAfter)
 	if !deadline.IsZero() && deadline.Before(early) {
-		return r.h.Read(r.br)
+		_, err := r.br.Peek(1)
+		return err
 	}
 	_ = r.conn.SetReadDeadline(early)
-	err := r.h.Read(r.br)
+	_, err := r.br.Peek(1)
 	if err == nil || !isTimeout(err) {
 		_ = r.conn.SetReadDeadline(deadline)
 		return err
 	}
-	// Nothing was consumed: the header reader only peeks until the header
-	// is complete, and bufio keeps what it peeked. Wait on, watching.
+	// Nothing was consumed, and bufio forgets a read error once returned:
+	// wait on, watching.
 	_ = r.conn.SetReadDeadline(deadline)
 	stop := watchClientGone(ctx.Conn(), r.conn)
-	err = r.h.Read(r.br)
+	_, err = r.br.Peek(1)
 	stop()
 	return err
 }
