@@ -43,6 +43,11 @@ func (l *Loop) reconcile(ctx context.Context, name string) (gen uint64, err erro
 
 	if e == nil {
 		if !exists {
+			// A child of a previous run kept for this name (its file was
+			// broken at start) goes with the file.
+			if err := l.procs.Remove(ctx, name); err != nil {
+				return gen, fmt.Errorf("remove %s: %w", name, err)
+			}
 			return gen, nil
 		}
 		log.Info().Msg("stopping and removing deleted instance")

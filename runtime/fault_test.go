@@ -3,6 +3,8 @@ package runtime
 import (
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -76,5 +78,44 @@ func TestOnDemandTurnedOffStartsSleeping(t *testing.T) {
 	}
 	if st := waitPhase(t, s, PhaseRunning, 5*time.Second); st.PID == 0 {
 		t.Fatalf("running without a pid: %+v", st)
+	}
+}
+
+// ReapStaleExcept keeps the recorded children of names still desired
+// (a broken spec file after a daemon restart); Remove of such a name
+// stops the kept child, and Supervise adopts it like any record.
+func TestReapStaleExceptKeepsDesired(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	kept := keepRunning(t, dir, testConfig("kept"))
+	gone := keepRunning(t, dir, testConfig("gone"))
+	later := keepRunning(t, dir, testConfig("later"))
+
+	m2 := newManager(t, func(o *ManagerOptions) { o.DataDir = dir })
+	keep := func(name string) bool { return name == "kept" || name == "later" }
+	if err := m2.ReapStaleExcept(ctxT(t, 5*time.Second), keep); err != nil {
+		t.Fatal(err)
+	}
+	if alive(gone.PID) || !alive(kept.PID) || !alive(later.PID) {
+		t.Fatalf("after ReapStaleExcept: gone alive %v, kept alive %v, later alive %v", alive(gone.PID), alive(kept.PID), alive(later.PID))
+	}
+	if got := m2.StaleRecords(); len(got) != 2 || got[0] != "kept" || got[1] != "later" {
+		t.Fatalf("StaleRecords = %v", got)
+	}
+
+	if err := m2.Remove(ctxT(t, 5*time.Second), "kept"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "the kept child to stop", func() bool { return !alive(kept.PID) })
+	if _, err := os.Stat(filepath.Join(dir, "run", "kept.json")); !os.IsNotExist(err) {
+		t.Fatalf("record of the removed child: %v", err)
+	}
+
+	s := m2.Supervise(testConfig("later"))
+	if st := s.Snapshot(); st.PID != later.PID || !st.Adopted {
+		t.Fatalf("kept child not adopted: %+v (was pid %d)", st, later.PID)
+	}
+	if got := m2.StaleRecords(); len(got) != 0 {
+		t.Fatalf("StaleRecords = %v", got)
 	}
 }

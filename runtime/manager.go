@@ -248,11 +248,20 @@ func (m *Manager) Supervisors() []*Supervisor {
 	return out
 }
 
-// Remove stops the supervisor of name and forgets it. Removing an unknown
-// name is not an error.
+// Remove stops the supervisor of name and forgets it. Without a
+// supervisor, a recorded child of a previous run not claimed yet (kept by
+// ReapStaleExcept) is stopped instead. Removing an unknown name is not an
+// error.
 func (m *Manager) Remove(ctx context.Context, name string) error {
 	s, ok := m.Get(name)
 	if !ok {
+		m.mu.Lock()
+		rec, hasRec := m.records[name]
+		delete(m.records, name)
+		m.mu.Unlock()
+		if hasRec {
+			return m.reap(ctx, rec)
+		}
 		return nil
 	}
 	err := s.close(ctx, false)
@@ -286,24 +295,35 @@ func (m *Manager) StaleRecords() []string {
 // Each child gets DefaultStopTimeout (or until ctx ends) between SIGTERM
 // and SIGKILL.
 func (m *Manager) ReapStale(ctx context.Context) error {
+	return m.ReapStaleExcept(ctx, nil)
+}
+
+// ReapStaleExcept is ReapStale leaving alone the records whose name keep
+// reports true (nil keeps none): an instance still desired whose spec
+// cannot be applied yet (a broken file after a daemon restart) keeps its
+// child running. A kept record stays claimable by Supervise (adopted when
+// its hash matches); Remove of its name stops it.
+func (m *Manager) ReapStaleExcept(ctx context.Context, keep func(name string) bool) error {
+	kept := map[string]bool{}
+	if keep != nil {
+		for _, name := range m.StaleRecords() { // keep runs without m.mu held
+			kept[name] = keep(name)
+		}
+	}
 	m.mu.Lock()
 	recs := m.records
 	m.records = map[string]record{}
+	for name, r := range recs {
+		if kept[name] {
+			m.records[name] = r
+			delete(recs, name)
+		}
+	}
 	m.mu.Unlock()
 	var wg sync.WaitGroup
 	errs := make(chan error, len(recs))
 	for _, r := range recs {
-		if !r.ours() {
-			m.dropRecord(r)
-			continue
-		}
-		wg.Go(func() {
-			if err := stopForeign(ctx, r.PID, r.PGID, DefaultStopTimeout); err != nil {
-				errs <- fmt.Errorf("reap %s (pid %d): %w", r.Name, r.PID, err)
-				return
-			}
-			m.dropRecord(r)
-		})
+		wg.Go(func() { errs <- m.reap(ctx, r) })
 	}
 	wg.Wait()
 	close(errs)
@@ -312,6 +332,18 @@ func (m *Manager) ReapStale(ctx context.Context) error {
 		all = append(all, err)
 	}
 	return errors.Join(all...)
+}
+
+// reap stops the recorded child of r, if it is still ours, and drops
+// the record.
+func (m *Manager) reap(ctx context.Context, r record) error {
+	if r.ours() {
+		if err := stopForeign(ctx, r.PID, r.PGID, DefaultStopTimeout); err != nil {
+			return fmt.Errorf("reap %s (pid %d): %w", r.Name, r.PID, err)
+		}
+	}
+	m.dropRecord(r)
+	return nil
 }
 
 // stopForeign stops a process group whose leader is not (necessarily) our

@@ -183,7 +183,10 @@ func serve(ctx context.Context, cfg *Config, log zerolog.Logger) error {
 		case <-reapCtx.Done():
 			return
 		}
-		if err := mgr.ReapStale(reapCtx); err != nil {
+		// An instance whose file is broken or claimed twice keeps its
+		// child until the file is fixed (adopted) or deleted (stopped).
+		desired := func(name string) bool { _, err := loop.Get(name); return err == nil }
+		if err := mgr.ReapStaleExcept(reapCtx, desired); err != nil {
 			log.Warn().Err(err).Msg("clean up children of a previous run")
 		}
 	}

@@ -80,29 +80,7 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 func TestServeKeepsRecordedChildrenUntilSpecsAreRead(t *testing.T) {
 	root := t.TempDir()
 	specs, data := filepath.Join(root, "specs"), filepath.Join(root, "data")
-	child := exec.Command("sleep", "60")
-	child.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := child.Start(); err != nil {
-		t.Fatal(err)
-	}
-	pid := child.Process.Pid
-	t.Cleanup(func() {
-		_ = syscall.Kill(-pid, syscall.SIGKILL)
-		_, _ = child.Process.Wait()
-	})
-	rec, err := json.Marshal(map[string]any{
-		"name": "old", "pid": pid, "pgid": pid, "host": "127.0.0.1", "port": 1, "leased": false,
-		"start_time": startTime(t, pid), "cmdline": []string{"sleep", "60"}, "binary": "sleep", "hash": "h",
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.MkdirAll(filepath.Join(data, "run"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(data, "run", "old.json"), rec, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	pid := recordedSleep(t, data, "old")
 
 	cfg, err := loadConfig("", nil, map[string]any{
 		"specs_dir": specs, "data_dir": data, "listen": "127.0.0.1:0",
@@ -131,6 +109,81 @@ func TestServeKeepsRecordedChildrenUntilSpecsAreRead(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitUntil(t, "the unclaimed child and its record to be reaped", func() bool {
+		_, err := os.Stat(filepath.Join(data, "run", "old.json"))
+		return !alive(pid) && os.IsNotExist(err)
+	})
+}
+
+// recordedSleep runs a sleep in its own process group and records it in
+// data as the child of instance name left by a previous run.
+func recordedSleep(t *testing.T, data, name string) int {
+	t.Helper()
+	child := exec.Command("sleep", "60")
+	child.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := child.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pid := child.Process.Pid
+	t.Cleanup(func() {
+		_ = syscall.Kill(-pid, syscall.SIGKILL)
+		_, _ = child.Process.Wait()
+	})
+	rec, err := json.Marshal(map[string]any{
+		"name": name, "pid": pid, "pgid": pid, "host": "127.0.0.1", "port": 1, "leased": false,
+		"start_time": startTime(t, pid), "cmdline": []string{"sleep", "60"}, "binary": "sleep", "hash": "h",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(data, "run"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(data, "run", name+".json"), rec, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return pid
+}
+
+// After a daemon restart, an instance whose file is broken keeps the
+// child the previous run left (the last good spec keeps running); when
+// the file is deleted, the child goes.
+func TestServeKeepsChildOfBrokenSpec(t *testing.T) {
+	root := t.TempDir()
+	specs, data := filepath.Join(root, "specs"), filepath.Join(root, "data")
+	if err := os.MkdirAll(specs, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(specs, "old.yaml")
+	if err := os.WriteFile(file, []byte("model: /m.gguf\nctx_size: [1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	pid := recordedSleep(t, data, "old")
+	cfg, err := loadConfig("", nil, map[string]any{
+		"specs_dir": specs, "data_dir": data, "listen": "127.0.0.1:0",
+		"llama_server":       filepath.Join(root, "no-llama-server"),
+		"reconcile.debounce": "20ms", "shutdown.drain_timeout": "1s",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs syncBuffer
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- serve(ctx, cfg, zerolog.New(&logs)) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("serve: %v\n%s", err, logs.String())
+		}
+	}()
+	waitUntil(t, "the daemon to be ready", func() bool { return strings.Contains(logs.String(), "llamactl ready") })
+	if !alive(pid) {
+		t.Fatalf("child of an instance with a broken file reaped at start\n%s", logs.String())
+	}
+	if err := os.Remove(file); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "the deleted instance's child and record to go", func() bool {
 		_, err := os.Stat(filepath.Join(data, "run", "old.json"))
 		return !alive(pid) && os.IsNotExist(err)
 	})
