@@ -169,6 +169,16 @@ func serve(ctx context.Context, cfg *Config, log zerolog.Logger) error {
 		ln.Close()
 		stopLoop()
 		return errors.Join(fmt.Errorf("load specs: %w", err), mgr.Shutdown(context.Background()))
+	case <-ctx.Done():
+		// A signal while the first passes run (they may wait for an
+		// adopted child to stop): stop without serving.
+		log.Info().Msg("shutting down before the specs were loaded")
+		ln.Close()
+		stopLoop()
+		loopErr := <-loopDone
+		stopCtx, cancelStop := context.WithTimeout(context.Background(), stopBudget(cfg.Defaults.StopTimeout, loop.List()))
+		defer cancelStop()
+		return errors.Join(loopErr, mgr.Shutdown(stopCtx))
 	}
 	// Once a good read of the specs dir has been applied, every instance
 	// still desired has had its chance to adopt its recorded child; the

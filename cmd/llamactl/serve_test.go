@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"llamactl/spec"
 )
 
 // syncBuffer is a bytes.Buffer safe for the daemon's log writes.
@@ -114,11 +116,20 @@ func TestServeKeepsRecordedChildrenUntilSpecsAreRead(t *testing.T) {
 	})
 }
 
-// recordedSleep runs a sleep in its own process group and records it in
-// data as the child of instance name left by a previous run.
+// recordedSleep runs a sleep in its own process group (ignoring SIGTERM
+// when deaf) and records it in data as the child of instance name left by
+// a previous run, with config hash "h".
 func recordedSleep(t *testing.T, data, name string) int {
 	t.Helper()
+	return recordedChild(t, data, name, "h", false)
+}
+
+func recordedChild(t *testing.T, data, name, hash string, deaf bool) int {
+	t.Helper()
 	child := exec.Command("sleep", "60")
+	if deaf {
+		child = exec.Command("sh", "-c", `trap "" TERM; exec sleep 60`)
+	}
 	child.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := child.Start(); err != nil {
 		t.Fatal(err)
@@ -130,7 +141,7 @@ func recordedSleep(t *testing.T, data, name string) int {
 	})
 	rec, err := json.Marshal(map[string]any{
 		"name": name, "pid": pid, "pgid": pid, "host": "127.0.0.1", "port": 1, "leased": false,
-		"start_time": startTime(t, pid), "cmdline": []string{"sleep", "60"}, "binary": "sleep", "hash": "h",
+		"start_time": startTime(t, pid), "cmdline": []string{"sleep", "60"}, "binary": "sleep", "hash": hash,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -280,4 +291,51 @@ func TestServeSIGHUPDuringStartup(t *testing.T) {
 		l := logs.String()
 		return strings.Contains(l, "llamactl ready") && strings.Contains(l, "SIGHUP: full resync")
 	})
+}
+
+// A SIGTERM while the first passes run (one waits for an adopted child
+// that ignores SIGTERM to stop) ends the daemon at once with
+// keep_children, instead of after the child's stop_timeout.
+func TestServeSignalBeforeLoaded(t *testing.T) {
+	root := t.TempDir()
+	specs, data := filepath.Join(root, "specs"), filepath.Join(root, "data")
+	bin := filepath.Join(root, "no-llama-server")
+	if err := os.MkdirAll(specs, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	body := []byte("model: /m.gguf\nstate: stopped\nstop_timeout: 30\n")
+	if err := os.WriteFile(filepath.Join(specs, "old.yaml"), body, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sp, err := spec.Decode(body, spec.YAML, "old.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	recordedChild(t, data, "old", sp.Hash(bin, nil), true)
+	cfg, err := loadConfig("", nil, map[string]any{
+		"specs_dir": specs, "data_dir": data, "listen": "127.0.0.1:0", "llama_server": bin,
+		"reconcile.debounce": "20ms", "shutdown.drain_timeout": "1s", "shutdown.keep_children": true,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs syncBuffer
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- serve(ctx, cfg, zerolog.New(&logs)) }()
+	waitUntil(t, "the adopted child to be stopping", func() bool { return strings.Contains(logs.String(), `"to":"stopping"`) })
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("serve: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Errorf("serve still running 10s after the signal\n%s", logs.String())
+		<-done
+	}
+	if strings.Contains(logs.String(), "llamactl ready") {
+		t.Errorf("daemon served after the signal\n%s", logs.String())
+	}
 }
