@@ -31,9 +31,9 @@ func (s *Server) serveOpenAI(ctx *fasthttp.RequestCtx, rt route) {
 		writeOpenAIError(ctx, fasthttp.StatusBadRequest, typeInvalidRequest, code, "model", err.Error())
 		return
 	}
-	actx, cancel := context.WithTimeout(context.Background(), s.cfg.AcquireTimeout)
+	actx := newLazyDeadline(s.cfg.AcquireTimeout)
 	name, addr, release, err := s.fleet.Acquire(actx, model)
-	cancel()
+	actx.stop()
 	if err != nil {
 		s.writeAcquireError(ctx, model, err)
 		s.accessLog(ctx, &proxyCall{model: model, start: start}, ctx.Response.StatusCode(), 0, err)

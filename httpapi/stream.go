@@ -224,11 +224,12 @@ func (r *streamRelay) CloseWithError(err error) error {
 	return nil
 }
 
-// reset returns r to the pool.
+// reset returns r to the pool, keeping its buffers (the read buffer and
+// the header's parsed fields) for the next stream.
 func (r *streamRelay) reset() {
 	r.br.Reset(nil)
 	r.h.Reset()
-	br := r.br
-	*r = streamRelay{br: br}
+	r.s, r.ctx, r.conn, r.body = nil, nil, nil, nil
+	r.cr, r.lr, r.pc, r.n = chunkReader{}, io.LimitedReader{}, proxyCall{}, 0
 	streamPool.Put(r)
 }
