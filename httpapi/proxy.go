@@ -25,6 +25,8 @@ type upstreams struct {
 	cfg     Config
 	clients sync.Map // addr -> *fasthttp.HostClient
 	spares  sync.Map // addr -> *spare, see streamConn
+	// spareIdle overrides the const spareIdle (tests); set before use.
+	spareIdle time.Duration
 }
 
 func newUpstreams(cfg Config) *upstreams { return &upstreams{cfg: cfg} }

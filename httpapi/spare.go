@@ -15,7 +15,7 @@ import (
 const spareMaxAge = 2 * time.Second
 
 // spareIdle is how long a spare's dialing goroutine waits for work before
-// it ends; the next stream to the upstream starts it again.
+// it ends, closing the spare; the next stream starts it again.
 const spareIdle = 2 * time.Second
 
 // spare holds at most one pre-dialed, never used connection to one
@@ -26,6 +26,7 @@ const spareIdle = 2 * time.Second
 // connection occupies, free for others.
 type spare struct {
 	addr    string
+	idleFor time.Duration // spareIdle, shorter in tests
 	wake    chan struct{} // capacity 1: a replacement is wanted
 	mu      sync.Mutex
 	conn    net.Conn // nil: none
@@ -39,7 +40,11 @@ func (u *upstreams) spareFor(addr string) *spare {
 	if sp, ok := u.spares.Load(addr); ok {
 		return sp.(*spare)
 	}
-	sp, _ := u.spares.LoadOrStore(addr, &spare{addr: addr, wake: make(chan struct{}, 1)})
+	idle := u.spareIdle
+	if idle <= 0 {
+		idle = spareIdle
+	}
+	sp, _ := u.spares.LoadOrStore(addr, &spare{addr: addr, idleFor: idle, wake: make(chan struct{}, 1)})
 	return sp.(*spare)
 }
 
@@ -74,9 +79,10 @@ func (u *upstreams) streamConn(addr string) (conn net.Conn, reused bool, err err
 }
 
 // run dials a spare whenever one is wanted and none is held, until the
-// slot is closed or spareIdle passes without a stream.
+// slot is closed or spareIdle passes without a stream; then it closes the
+// spare it holds.
 func (sp *spare) run() {
-	idle := time.NewTimer(spareIdle)
+	idle := time.NewTimer(sp.idleFor)
 	defer idle.Stop()
 	for {
 		select {
@@ -84,16 +90,23 @@ func (sp *spare) run() {
 			if !sp.refill() {
 				return
 			}
-			idle.Reset(spareIdle)
+			idle.Reset(sp.idleFor)
 		case <-idle.C:
 			sp.mu.Lock()
 			if len(sp.wake) > 0 && !sp.closed {
 				sp.mu.Unlock()
-				idle.Reset(spareIdle)
+				idle.Reset(sp.idleFor)
 				continue
 			}
-			sp.running = false
+			// No stream for a while: the spare would soon be too old to
+			// use, and its upstream may be gone for good (a restarted
+			// instance listens elsewhere). Close it rather than keep it.
+			c := sp.conn
+			sp.conn, sp.running = nil, false
 			sp.mu.Unlock()
+			if c != nil {
+				_ = c.Close()
+			}
 			return
 		}
 	}

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // rawStreamUpstream is a hand-written llama-server stand-in: every
@@ -164,4 +165,23 @@ func TestStreamUsesSpare(t *testing.T) {
 	if n := up.accepted.Load(); n != streams+1 {
 		t.Fatalf("%d connections for %d streams, want %d (one spare)", n, streams, streams+1)
 	}
+}
+
+// TestIdleSpareClosed: a spare nobody takes is closed once streams stop,
+// so a gone upstream (an instance restarted on another port) holds no
+// connection.
+func TestIdleSpareClosed(t *testing.T) {
+	up := startRawStreamUpstream(t)
+	r := &routes{addrs: map[string]string{"s": up.ln.Addr().String()}}
+	ts := newTestServer(t, Config{}, proxyFleet(r), ServerInfo{})
+	ts.s.ups.spareIdle = 50 * time.Millisecond
+	resp, out := ts.do(t, "POST", "/v1/chat/completions", []byte(`{"model":"s","stream":true}`),
+		"Content-Type", "application/json")
+	expect(t, resp, out, 200)
+	waitFor(t, "the spare to be dialed", func() bool { return up.accepted.Load() == 2 })
+	waitFor(t, "the idle spare to be closed", func() bool {
+		up.mu.Lock()
+		defer up.mu.Unlock()
+		return len(up.idle) == 0
+	})
 }
