@@ -46,11 +46,16 @@ func TestMain(m *testing.M) {
 // (other packages) rarely pick the same ports.
 var portBlock atomic.Int32
 
-func init() { portBlock.Store(rand.Int32N(500)) }
+func init() { portBlock.Store(rand.Int32N(portBlocks)) }
+
+// portBlocks 40-port blocks fit in [20000, 32000), below the kernel's
+// ephemeral range (32768-60999 by default), so a test's own outgoing
+// connections never hold a port a test expects free.
+const portBlocks = 300
 
 // nextPortBlock returns the first port of a fresh 40-port block in
-// [20000, 40000).
-func nextPortBlock() int { return 20000 + int(portBlock.Add(1))%500*40 }
+// [20000, 32000).
+func nextPortBlock() int { return 20000 + int(portBlock.Add(1))%portBlocks*40 }
 
 func newManager(t testing.TB, tweak func(*ManagerOptions)) *Manager {
 	t.Helper()
