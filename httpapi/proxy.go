@@ -20,7 +20,9 @@ import (
 // pooled again (relay.CloseWithError), and a request that failed on a
 // connection before any response byte arrived is retried on another one
 // (retryUnanswered) — it never reached a model, so the retry is safe even
-// for POST.
+// for POST. Streamed /v1 requests bypass the pool: each takes a connection
+// of its own, pre-dialed where possible (spare.go), under the same retry
+// rule.
 type upstreams struct {
 	cfg     Config
 	clients sync.Map // addr -> *fasthttp.HostClient

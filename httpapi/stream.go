@@ -15,7 +15,9 @@ import (
 // forwardStream proxies a request that asked for a streamed answer
 // ("stream": true). llama-server closes the connection after every
 // streamed response, so such a request never uses a pooled connection: it
-// gets a fresh one, says "Connection: close", and the answer's chunks are
+// gets a fresh one (pre-dialed if possible, see streamConn; one that turns
+// out closed before answering is replaced by a new dial and the request
+// sent again), says "Connection: close", and the answer's chunks are
 // decoded here so that chunks already received leave in one write and one
 // flush (chunkReader) while a lone chunk is relayed at once. The request
 // goes out in a single writev (headers and the untouched body).
