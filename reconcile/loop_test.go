@@ -500,3 +500,32 @@ func TestPassesLogInstanceAndPassID(t *testing.T) {
 		}
 	}
 }
+
+// A failed instance is tried again when its spec changes in a field that
+// does not change the process (a larger max_restarts), not only its hash.
+func TestFailedInstanceRetriedOnRestartPolicyChange(t *testing.T) {
+	dir := t.TempDir()
+	l, procs := newFakeLoop(t, dir, nil)
+	writeFile(t, filepath.Join(dir, "a.yaml"), model("a", "max_restarts: 1"))
+	waitFor(t, "a to start", func() bool {
+		s := procs.sup("a")
+		return s != nil && s.Snapshot().Phase == runtime.PhaseRunning
+	})
+	settle(t, l)
+	a := procs.sup("a")
+	a.mu.Lock()
+	a.phase = runtime.PhaseFailed
+	a.mu.Unlock()
+	startsBefore, _, _ := a.counts()
+
+	writeFile(t, filepath.Join(dir, "a.yaml"), model("a", "max_restarts: 1", "# a comment only"))
+	settle(t, l)
+	if starts, _, _ := a.counts(); starts != startsBefore {
+		t.Fatalf("a comment-only edit started a failed instance (%d -> %d starts)", startsBefore, starts)
+	}
+	writeFile(t, filepath.Join(dir, "a.yaml"), model("a", "max_restarts: 5"))
+	waitFor(t, "a to be started again", func() bool { s, _, _ := a.counts(); return s > startsBefore })
+	if got := a.config().MaxRestarts; got != 5 {
+		t.Fatalf("max_restarts = %d, want 5", got)
+	}
+}

@@ -107,7 +107,8 @@ func (l *Loop) reconcile(ctx context.Context, name string) (gen uint64, err erro
 		}
 	}
 	hashChanged := snap.Hash != cfg.Hash
-	if hashChanged || applied == nil || !sameConfig(*applied, cfg) {
+	configChanged := applied == nil || !sameConfig(*applied, cfg)
+	if hashChanged || configChanged {
 		if hashChanged {
 			log.Info().Str("from", snap.Hash).Str("to", cfg.Hash).Msg("spec changed")
 		}
@@ -117,8 +118,10 @@ func (l *Loop) reconcile(ctx context.Context, name string) (gen uint64, err erro
 	}
 	// Start when the desired state turns to running, when the supervisor
 	// was not started by this loop, or when a failed instance's spec
-	// changed; never on every pass (a failed instance stays failed).
-	if running && (applied == nil || !appliedRunning || (hashChanged && snap.Phase == runtime.PhaseFailed)) {
+	// changed in any field that reaches the supervisor (a larger
+	// max_restarts is a reason to try again); never on every pass (a
+	// failed instance stays failed).
+	if running && (applied == nil || !appliedRunning || ((hashChanged || configChanged) && snap.Phase == runtime.PhaseFailed)) {
 		if err := sup.Start(ctx); err != nil {
 			return gen, fmt.Errorf("start %s: %w", name, err)
 		}
