@@ -35,16 +35,19 @@ type Loop struct {
 	writeMu sync.Mutex
 	scan    *scanner // guarded by writeMu
 
-	mu           sync.RWMutex
-	entries      map[string]*entry
-	sups         map[string]supervisor // supervisors the loop created
-	slots        map[string]*route     // by instance name; see rebuildRoutesLocked
-	dirErr       string
-	revision     string
-	lastSync     time.Time
-	emptySince   time.Time
-	emptyConfirm time.Duration
-	passDone     chan struct{} // closed and replaced after every pass
+	mu      sync.RWMutex
+	entries map[string]*entry
+	sups    map[string]supervisor // supervisors the loop created
+	slots   map[string]*route     // by instance name; see rebuildRoutesLocked
+	// aliasShadowed holds, by instance name, why its alias routes elsewhere
+	// (another instance has that name or claimed the alias first).
+	aliasShadowed map[string]string
+	dirErr        string
+	revision      string
+	lastSync      time.Time
+	emptySince    time.Time
+	emptyConfirm  time.Duration
+	passDone      chan struct{} // closed and replaced after every pass
 
 	routes atomic.Pointer[map[string]*route] // model name or alias -> route
 

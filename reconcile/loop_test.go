@@ -383,6 +383,43 @@ func TestAcquireByNameAndAlias(t *testing.T) {
 	}
 }
 
+// An alias that another instance's name or earlier alias already holds is
+// not routed silently elsewhere: the losing instance says so.
+func TestAliasConflictShownOnStatus(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "a.yaml"), model("a", "alias: chat"))
+	writeFile(t, filepath.Join(dir, "b.yaml"), model("b", "alias: chat"))
+	writeFile(t, filepath.Join(dir, "c.yaml"), model("c", "alias: a"))
+	l, _ := newFakeLoop(t, dir, nil)
+	settle(t, l)
+	conflict := func(name string) string {
+		st, err := l.Get(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range st.Conditions {
+			if c.Type == "AliasConflict" && c.Status == "True" {
+				return c.Message
+			}
+		}
+		return ""
+	}
+	if msg := conflict("a"); msg != "" {
+		t.Errorf("a holds its alias but reports %q", msg)
+	}
+	if msg := conflict("b"); !strings.Contains(msg, `instance "a"`) {
+		t.Errorf("b's conflict = %q, want it to name instance a", msg)
+	}
+	if msg := conflict("c"); !strings.Contains(msg, `alias "a"`) {
+		t.Errorf("c's conflict = %q, want it to name alias a", msg)
+	}
+	if name, _, release, err := l.Acquire(context.Background(), "chat"); err != nil || name != "a" {
+		t.Fatalf("Acquire(chat) = %q, %v", name, err)
+	} else {
+		release()
+	}
+}
+
 func BenchmarkAcquire(b *testing.B) {
 	dir := b.TempDir()
 	for i := range 100 {

@@ -57,15 +57,20 @@ func (l *Loop) rebuildRoutesLocked() {
 	}
 	l.slots = slots
 	slices.Sort(names)
+	shadowed := map[string]string{}
 	for _, name := range names {
 		e := l.entries[name]
 		if e.spec == nil || e.spec.Alias == nil || *e.spec.Alias == "" {
 			continue
 		}
-		if _, taken := m[*e.spec.Alias]; !taken {
-			m[*e.spec.Alias] = m[name]
+		alias := *e.spec.Alias
+		if other, taken := m[alias]; !taken {
+			m[alias] = m[name]
+		} else if other.name != name {
+			shadowed[name] = fmt.Sprintf("alias %q already routes to instance %q; requests for it do not reach this instance", alias, other.name)
 		}
 	}
+	l.aliasShadowed = shadowed
 	l.routes.Store(&m)
 }
 

@@ -92,5 +92,8 @@ func (l *Loop) statusLocked(e *entry) InstanceStatus {
 		stalled = Condition{Type: "Stalled", Status: "True", Reason: "RestartBudgetExhausted", Message: st.Runtime.LastError, LastTransitionTime: st.Runtime.Since}
 	}
 	st.Conditions = []Condition{e.specValid, ready, stalled}
+	if msg, ok := l.aliasShadowed[e.name]; ok {
+		st.Conditions = append(st.Conditions, Condition{Type: "AliasConflict", Status: "True", Reason: "AliasTaken", Message: msg, LastTransitionTime: e.created})
+	}
 	return st
 }
