@@ -21,6 +21,7 @@ type fakeFleet struct {
 	RestartFn  func(ctx context.Context, name string) (reconcile.InstanceStatus, error)
 	AcquireFn  func(ctx context.Context, model string) (name, addr string, release func(), err error)
 	LogsFn     func(name string, n int) ([]byte, error)
+	StatusFn   func() reconcile.DaemonStatus
 }
 
 var _ Fleet = (*fakeFleet)(nil)
@@ -39,7 +40,12 @@ func (f *fakeFleet) Get(name string) (reconcile.InstanceStatus, error) {
 	return f.GetFn(name)
 }
 
-func (f *fakeFleet) Status() reconcile.DaemonStatus { return reconcile.DaemonStatus{} }
+func (f *fakeFleet) Status() reconcile.DaemonStatus {
+	if f.StatusFn == nil {
+		return reconcile.DaemonStatus{}
+	}
+	return f.StatusFn()
+}
 
 func (f *fakeFleet) Create(name string, s *spec.Spec, fm spec.Format) (reconcile.InstanceStatus, error) {
 	if f.CreateFn == nil {

@@ -14,6 +14,7 @@ const (
 	routeLogs                // /api/v1/instances/{name}/logs
 	routeProxy               // /api/v1/instances/{name}/proxy[/rest]
 	routeServer              // /api/v1/server/{devices|help|version}
+	routeStatus              // /api/v1/status
 	routeModels              // /v1/models
 	routeModel               // /v1/models/{id}
 	routeOpenAI              // /v1/anything-else
@@ -47,6 +48,8 @@ func parseRoute(path string) route {
 	switch {
 	case p == "/openapi.json":
 		return route{kind: routeOpenAPI}
+	case p == "/status":
+		return route{kind: routeStatus}
 	case p == "/instances" || p == "/instances/":
 		return route{kind: routeInstances}
 	case strings.HasPrefix(p, "/server/"):

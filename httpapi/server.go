@@ -140,6 +140,8 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 		s.serveInstanceProxy(ctx, rt)
 	case routeServer:
 		s.serveServer(ctx, rt.action)
+	case routeStatus:
+		s.serveStatus(ctx)
 	}
 }
 
