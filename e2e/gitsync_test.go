@@ -58,6 +58,9 @@ func TestGitSync(t *testing.T) {
 	if rev := revision(d, "g1"); rev != "aaaa1111" {
 		t.Errorf("revision %q, want aaaa1111", rev)
 	}
+	if st := d.status(); st.Revision != "aaaa1111" || !st.ReadOnly {
+		t.Errorf("daemon status %+v, want revision aaaa1111 and readonly", st)
+	}
 	if r := d.call("POST", "/api/v1/instances/g3", map[string]any{"model": "/models/g3.gguf"}); r.Status != http.StatusConflict {
 		t.Errorf("create in a git-sync checkout: %s, want 409", r)
 	}
@@ -81,5 +84,8 @@ func TestGitSync(t *testing.T) {
 	})
 	if rev := revision(d, "g1"); rev != "bbbb2222" {
 		t.Errorf("revision after sync %q, want bbbb2222", rev)
+	}
+	if st := d.status(); st.Revision != "bbbb2222" || st.Error != "" {
+		t.Errorf("daemon status after sync %+v, want revision bbbb2222 and no error", st)
 	}
 }

@@ -192,3 +192,21 @@ func (d *daemon) expectServedBy(r response, pid int, what string) {
 		d.t.Fatalf("%s: answered by X-Fake-Pid %q, want %d (headers %v)", what, got, pid, r.Header)
 	}
 }
+
+// daemonStatus is GET /api/v1/status: the specs directory as a whole.
+type daemonStatus struct {
+	SpecsDir string `json:"specs_dir"`
+	Revision string `json:"revision"`
+	ReadOnly bool   `json:"readonly"`
+	Error    string `json:"error"`
+}
+
+// status GETs the daemon status.
+func (d *daemon) status() daemonStatus {
+	d.t.Helper()
+	r := d.call("GET", "/api/v1/status", nil)
+	d.expect(r, http.StatusOK, "daemon status")
+	var st daemonStatus
+	decode(d.t, r, &st)
+	return st
+}

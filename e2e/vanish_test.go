@@ -27,10 +27,14 @@ func TestSpecsDirVanishes(t *testing.T) {
 	if err := os.Rename(fd.SpecsDir, moved); err != nil {
 		t.Fatal(err)
 	}
+	waitFor(t, 10*time.Second, "the daemon status to show the missing dir", func() (bool, string) {
+		st := d.status()
+		return st.Error != "", fmt.Sprintf("%+v", st)
+	})
 	// Nothing announces "decided not to prune", so watch for a while:
 	// longer than the debounce and the empty-directory confirmation
 	// (max(1s, 2*debounce)) together.
-	deadline := time.Now().Add(2500 * time.Millisecond)
+	deadline := time.Now().Add(2 * time.Second)
 	for time.Now().Before(deadline) {
 		for _, n := range names {
 			inst, ok := d.instance(n)
@@ -44,6 +48,10 @@ func TestSpecsDirVanishes(t *testing.T) {
 	if err := os.Rename(moved, fd.SpecsDir); err != nil {
 		t.Fatal(err)
 	}
+	waitFor(t, 10*time.Second, "the daemon status to clear the error", func() (bool, string) {
+		st := d.status()
+		return st.Error == "", fmt.Sprintf("%+v", st)
+	})
 	fd.writeSpec(t, "late.yaml", fd.specYAML("late", nil))
 	d.waitHealthy("late")
 	for _, n := range names {
