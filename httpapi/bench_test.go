@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -39,7 +40,12 @@ func benchDial(addr string) (net.Conn, error) { return benchDialer.Dial("tcp", a
 // benchServer serves the proxy on a loopback listener until b ends.
 func benchServer(b *testing.B, cfg Config, fleet Fleet) string {
 	b.Helper()
-	cfg.UpstreamIdleTimeout = 100 * time.Millisecond // lets goleak see the pool cleaner end
+	// Pooled upstream connections outlive the pauses between the rounds
+	// of interleave (tens of milliseconds), as they outlive pauses in use
+	// with the default of 4s: a shorter bound would redial every upstream
+	// connection each round, a cost the direct target never pays. The
+	// bound stays short so that the pool cleaner ends soon after Shutdown.
+	cfg.UpstreamIdleTimeout = time.Second
 	s := New(cfg, fleet, ServerInfo{})
 	s.srv.MaxIdleWorkerDuration = 100 * time.Millisecond
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -53,8 +59,27 @@ func benchServer(b *testing.B, cfg Config, fleet Fleet) string {
 		defer cancel()
 		_ = s.Shutdown(ctx)
 		<-done
+		waitPoolCleaners(b, 3*cfg.UpstreamIdleTimeout)
 	})
 	return ln.Addr().String()
+}
+
+// waitPoolCleaners waits, up to limit, until no fasthttp connection pool
+// cleaner is running: with no connection left, one ends when it next
+// wakes, at most an idle timeout after Shutdown closed the pool.
+func waitPoolCleaners(b *testing.B, limit time.Duration) {
+	b.Helper()
+	buf := make([]byte, 1<<20)
+	for deadline := time.Now().Add(limit); ; time.Sleep(10 * time.Millisecond) {
+		n := runtime.Stack(buf, true)
+		if !bytes.Contains(buf[:n], []byte("fasthttp.(*HostClient).connsCleaner")) {
+			return
+		}
+		if time.Now().After(deadline) {
+			b.Errorf("upstream pool cleaner still running %v after shutdown", limit)
+			return
+		}
+	}
 }
 
 // target is one address to load, with the key it needs.
