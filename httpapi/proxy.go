@@ -98,6 +98,26 @@ var dropRequestHeaders = [][]byte{
 	[]byte(fasthttp.HeaderUpgrade),
 }
 
+// dropHeaders deletes dropRequestHeaders from h. One pass finds which are
+// present (usually none but Authorization), so the common request costs
+// one scan rather than a lookup per dropped name.
+func dropHeaders(h *fasthttp.RequestHeader) {
+	var found uint32 // bit i: dropRequestHeaders[i] (fewer than 32) is present
+	for k := range h.All() {
+		for i, d := range dropRequestHeaders {
+			if len(k) == len(d) && bytes.EqualFold(k, d) {
+				found |= 1 << i
+				break
+			}
+		}
+	}
+	for i, d := range dropRequestHeaders {
+		if found&(1<<i) != 0 {
+			h.DelBytes(d)
+		}
+	}
+}
+
 // proxyCall is one request to forward.
 type proxyCall struct {
 	addr     string
@@ -120,9 +140,7 @@ var uriPool = sync.Pool{New: func() any { b := make([]byte, 0, 256); return &b }
 func (s *Server) forward(ctx *fasthttp.RequestCtx, pc proxyCall) {
 	req := fasthttp.AcquireRequest()
 	ctx.Request.Header.CopyTo(&req.Header)
-	for _, h := range dropRequestHeaders {
-		req.Header.DelBytes(h)
-	}
+	dropHeaders(&req.Header)
 	req.Header.ResetConnectionClose()
 	if pc.apiKey != "" {
 		req.Header.Set(fasthttp.HeaderAuthorization, "Bearer "+pc.apiKey)
@@ -193,23 +211,59 @@ func (s *Server) forward(ctx *fasthttp.RequestCtx, pc proxyCall) {
 // framing (set anew for the client) and CORS (ours, if any).
 func copyResponseHeaders(dst *fasthttp.ResponseHeader, src *fasthttp.ResponseHeader) {
 	for k, v := range src.All() {
-		switch {
-		case len(k) > 15 && bytes.EqualFold(k[:15], []byte("Access-Control-")):
-			continue
-		case bytes.EqualFold(k, []byte(fasthttp.HeaderConnection)),
-			bytes.EqualFold(k, []byte("Keep-Alive")),
-			bytes.EqualFold(k, []byte(fasthttp.HeaderTransferEncoding)),
-			bytes.EqualFold(k, []byte(fasthttp.HeaderContentLength)),
-			bytes.EqualFold(k, []byte(fasthttp.HeaderDate)),
-			bytes.EqualFold(k, []byte(fasthttp.HeaderServer)),
-			bytes.EqualFold(k, hdrRequestID):
-			continue
-		case bytes.EqualFold(k, []byte(fasthttp.HeaderContentType)):
+		switch skipResponseHeader(k) {
+		case hdrSkip:
+		case hdrContentType:
 			dst.SetContentTypeBytes(v)
 		default:
 			dst.AddBytesKV(k, v)
 		}
 	}
+}
+
+const (
+	hdrCopy = iota
+	hdrSkip
+	hdrContentType
+)
+
+// skipResponseHeader classifies a response header name for
+// copyResponseHeaders; the length picks the few names to compare.
+func skipResponseHeader(k []byte) int {
+	eq := func(name string) bool { return bytes.EqualFold(k, []byte(name)) }
+	switch len(k) {
+	case 4:
+		if eq(fasthttp.HeaderDate) {
+			return hdrSkip
+		}
+	case 6:
+		if eq(fasthttp.HeaderServer) {
+			return hdrSkip
+		}
+	case 10:
+		if eq(fasthttp.HeaderConnection) || eq("Keep-Alive") {
+			return hdrSkip
+		}
+	case 12:
+		if eq(fasthttp.HeaderContentType) {
+			return hdrContentType
+		}
+		if eq(headerRequestID) {
+			return hdrSkip
+		}
+	case 14:
+		if eq(fasthttp.HeaderContentLength) {
+			return hdrSkip
+		}
+	case 17:
+		if eq(fasthttp.HeaderTransferEncoding) {
+			return hdrSkip
+		}
+	}
+	if len(k) > 15 && bytes.EqualFold(k[:15], []byte("Access-Control-")) {
+		return hdrSkip
+	}
+	return hdrCopy
 }
 
 // relay is the client-facing body stream of a proxied response. The

@@ -1,0 +1,51 @@
+package httpapi
+
+import (
+	"testing"
+
+	"github.com/valyala/fasthttp"
+)
+
+func TestDropHeaders(t *testing.T) {
+	var h fasthttp.RequestHeader
+	h.DisableNormalizing() // names as a client may send them
+	for _, kv := range [][2]string{
+		{"authorization", "Bearer a"}, {"X-Api-Key", "k"}, {"Proxy-Authorization", "p"}, {"keep-alive", "5"},
+		{"Proxy-Connection", "x"}, {"TE", "trailers"}, {"Trailer", "X-T"}, {"Upgrade", "h2c"},
+		{"Connection", "close"}, {"X-Kept", "1"}, {"Content-Type", "application/json"}, {"Cookie", "c=1"},
+	} {
+		h.Add(kv[0], kv[1])
+	}
+	dropHeaders(&h)
+	h.ResetConnectionClose()
+	for _, k := range dropRequestHeaders {
+		if v := h.PeekBytes(k); len(v) != 0 {
+			t.Errorf("%s: %q kept", k, v)
+		}
+	}
+	for k, want := range map[string]string{"X-Kept": "1", "Content-Type": "application/json", "Cookie": "c=1"} {
+		if got := string(h.Peek(k)); got != want {
+			t.Errorf("%s = %q, want %q", k, got, want)
+		}
+	}
+}
+
+func TestSkipResponseHeader(t *testing.T) {
+	tests := []struct {
+		name string
+		want int
+	}{
+		{"Date", hdrSkip}, {"server", hdrSkip}, {"Connection", hdrSkip}, {"Keep-Alive", hdrSkip},
+		{"Content-Type", hdrContentType}, {"content-type", hdrContentType}, {"X-Request-Id", hdrSkip},
+		{"Content-Length", hdrSkip}, {"Transfer-Encoding", hdrSkip}, {"Access-Control-Allow-Origin", hdrSkip},
+		{"access-control-max-age", hdrSkip}, {"Access-Control-", hdrCopy}, {"Dates", hdrCopy}, {"X-Upstream", hdrCopy},
+		{"Set-Cookie", hdrCopy}, {"Content-Encoding", hdrCopy}, {"", hdrCopy},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := skipResponseHeader([]byte(tc.name)); got != tc.want {
+				t.Fatalf("skipResponseHeader(%q) = %d, want %d", tc.name, got, tc.want)
+			}
+		})
+	}
+}
