@@ -49,3 +49,15 @@ func TestSkipResponseHeader(t *testing.T) {
 		})
 	}
 }
+
+func TestPathString(t *testing.T) {
+	for _, p := range []string{"/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/rerank", "/", ""} {
+		if got := pathString([]byte(p)); got != p {
+			t.Errorf("pathString(%q) = %q", p, got)
+		}
+	}
+	b := []byte("/v1/chat/completions")
+	if n := testing.AllocsPerRun(100, func() { _ = pathString(b) }); n != 0 {
+		t.Errorf("pathString of a known path allocates %v times", n)
+	}
+}

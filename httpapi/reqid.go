@@ -30,18 +30,17 @@ func newIDGen() *idGen {
 
 // stamp puts the request's id on the response (and keeps it on the
 // request, where the proxy forwards it): a sane incoming X-Request-Id is
-// kept, otherwise a new one is made.
-func (g *idGen) stamp(ctx *fasthttp.RequestCtx) []byte {
+// kept, otherwise a new one is made. requestID reads it back.
+func (g *idGen) stamp(ctx *fasthttp.RequestCtx) {
 	if in := ctx.Request.Header.PeekBytes(hdrRequestID); saneRequestID(in) {
 		ctx.Response.Header.SetBytesKV(hdrRequestID, in)
-		return in
+		return
 	}
 	var buf [40]byte
 	id := append(buf[:0], g.prefix...)
 	id = strconv.AppendUint(id, g.n.Add(1), 36)
 	ctx.Request.Header.SetBytesKV(hdrRequestID, id)
 	ctx.Response.Header.SetBytesKV(hdrRequestID, id)
-	return ctx.Request.Header.PeekBytes(hdrRequestID)
 }
 
 // requestID returns the id stamp set on the request.

@@ -95,7 +95,7 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	if s.cors != nil && s.cors.apply(ctx) {
 		return
 	}
-	path := string(ctx.Path())
+	path := pathString(ctx.Path())
 	rt := parseRoute(path)
 	switch rt.kind {
 	case routeOpenAI, routeModels, routeModel:
@@ -143,6 +143,20 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	case routeStatus:
 		s.serveStatus(ctx)
 	}
+}
+
+// pathString returns p as a string; the most requested OpenAI paths come
+// from constants, so proxying them allocates no path.
+func pathString(p []byte) string {
+	switch string(p) {
+	case "/v1/chat/completions":
+		return "/v1/chat/completions"
+	case "/v1/completions":
+		return "/v1/completions"
+	case "/v1/embeddings":
+		return "/v1/embeddings"
+	}
+	return string(p)
 }
 
 // handleReadError answers a request fasthttp could not read.
