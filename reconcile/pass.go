@@ -51,24 +51,13 @@ func (l *Loop) reconcile(ctx context.Context, name string) (gen uint64, err erro
 			return gen, nil
 		}
 		log.Info().Msg("stopping and removing deleted instance")
-		if err := l.procs.Remove(ctx, name); err != nil {
-			return gen, fmt.Errorf("remove %s: %w", name, err)
-		}
-		l.mu.Lock()
-		l.setSupLocked(name, nil)
-		l.mu.Unlock()
-		return gen, nil
+		return gen, l.remove(ctx, name)
 	}
 	if sp == nil {
 		// Never valid: nothing to run, the file error is on the status. A
 		// process left by an earlier file of this name goes.
 		if exists {
-			if err := l.procs.Remove(ctx, name); err != nil {
-				return gen, fmt.Errorf("remove %s: %w", name, err)
-			}
-			l.mu.Lock()
-			l.setSupLocked(name, nil)
-			l.mu.Unlock()
+			return gen, l.remove(ctx, name)
 		}
 		return gen, nil
 	}
@@ -128,6 +117,17 @@ func (l *Loop) reconcile(ctx context.Context, name string) (gen uint64, err erro
 	}
 	l.recordApplied(name, cfg, running)
 	return gen, nil
+}
+
+// remove stops and forgets the process of name.
+func (l *Loop) remove(ctx context.Context, name string) error {
+	if err := l.procs.Remove(ctx, name); err != nil {
+		return fmt.Errorf("remove %s: %w", name, err)
+	}
+	l.mu.Lock()
+	l.setSupLocked(name, nil)
+	l.mu.Unlock()
+	return nil
 }
 
 func (l *Loop) recordApplied(name string, cfg runtime.Config, running bool) {
