@@ -32,7 +32,7 @@ func TestSpecsDirVanishes(t *testing.T) {
 		return st.Error != "", fmt.Sprintf("%+v", st)
 	})
 	// Nothing announces "decided not to prune", so watch for a while:
-	// longer than the debounce and the empty-directory confirmation
+	// longer than the debounce and the retry of an unreadable directory
 	// (max(1s, 2*debounce)) together.
 	deadline := time.Now().Add(2 * time.Second)
 	for time.Now().Before(deadline) {

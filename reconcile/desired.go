@@ -38,9 +38,11 @@ type entry struct {
 }
 
 // apply merges one scan into the desired state and returns the names
-// whose desired state changed. A failed scan changes nothing. An empty
-// read while instances exist prunes nothing until a read at least
-// emptyConfirm later agrees; retry is then set.
+// whose desired state changed. A failed scan changes nothing (retry is
+// then set). An empty read while instances exist never prunes the fleet
+// (DESIGN: an empty or vanished directory never prunes everything): it is
+// a daemon error until files appear again; an instance can still be
+// removed by an explicit API delete.
 func (l *Loop) apply(res scanResult) (changed []string, retry bool) {
 	now := time.Now()
 	l.mu.Lock()
@@ -50,15 +52,9 @@ func (l *Loop) apply(res scanResult) (changed []string, retry bool) {
 		return nil, true
 	}
 	if len(res.files) == 0 && len(l.entries) > 0 {
-		if l.emptySince.IsZero() {
-			l.emptySince = now
-		}
-		if now.Sub(l.emptySince) < l.emptyConfirm {
-			l.dirErr = fmt.Sprintf("specs dir %s is empty; keeping %d instances until a second read confirms it", l.opts.SpecsDir, len(l.entries))
-			return nil, true
-		}
+		l.dirErr = fmt.Sprintf("specs dir %s has no spec files; keeping all %d instances (an empty directory never prunes the fleet: delete them through the API)", l.opts.SpecsDir, len(l.entries))
+		return nil, false
 	}
-	l.emptySince = time.Time{}
 	l.dirErr = ""
 	l.revision = res.revision
 	l.lastSync = now

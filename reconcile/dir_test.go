@@ -89,8 +89,8 @@ func TestDirectoryRemovedAndRestoredPrunesNothing(t *testing.T) {
 
 	must(t, os.RemoveAll(dir))
 	waitFor(t, "the daemon error", func() bool { return l.Status().Error != "" })
-	// Stay gone for longer than the empty-dir confirmation.
-	time.Sleep(l.emptyConfirm + 100*time.Millisecond)
+	// Stay gone for longer than the retry of an unreadable directory.
+	time.Sleep(l.retryDelay + 100*time.Millisecond)
 	if procs.count() != 2 || len(l.List()) != 2 {
 		t.Fatalf("fleet pruned while the dir was gone: %d processes, %d instances", procs.count(), len(l.List()))
 	}
@@ -130,20 +130,35 @@ func TestDirectoryReplacedWholesale(t *testing.T) {
 	waitFor(t, "d in the new folder", func() bool { return procs.sup("d") != nil })
 }
 
-func TestSuddenlyEmptyNeedsAStableRead(t *testing.T) {
+// An empty directory never prunes the fleet, however long it stays
+// empty; files coming back are applied, and an API delete still removes.
+func TestEmptyDirNeverPrunes(t *testing.T) {
 	dir := t.TempDir()
 	writeFile(t, filepath.Join(dir, "a.yaml"), model("a"))
+	writeFile(t, filepath.Join(dir, "b.yaml"), model("b"))
 	l, procs := newFakeLoop(t, dir, nil)
 	settle(t, l)
+	a := procs.sup("a")
+	scans := l.scans.Load()
 	must(t, os.Remove(filepath.Join(dir, "a.yaml")))
-	waitFor(t, "the daemon error", func() bool { return strings.Contains(l.Status().Error, "empty") })
-	if procs.sup("a") == nil {
-		t.Fatal("pruned on the first empty read")
+	must(t, os.Remove(filepath.Join(dir, "b.yaml")))
+	waitFor(t, "the daemon error", func() bool { return strings.Contains(l.Status().Error, "no spec files") })
+	l.Resync()
+	waitScan(t, l, scans+1)
+	time.Sleep(l.retryDelay + 100*time.Millisecond)
+	if procs.count() != 2 || len(l.List()) != 2 {
+		t.Fatalf("empty dir pruned the fleet: %d processes, %d instances", procs.count(), len(l.List()))
 	}
-	waitFor(t, "the confirmed prune", func() bool { return procs.sup("a") == nil })
-	if ds := l.Status(); ds.Error != "" || ds.Instances != 0 {
-		t.Fatalf("daemon status = %+v", ds)
+
+	writeFile(t, filepath.Join(dir, "a.yaml"), model("a"))
+	waitFor(t, "the error to clear and b to go", func() bool { return l.Status().Error == "" && procs.sup("b") == nil })
+	if procs.sup("a") != a {
+		t.Fatal("a was replaced")
 	}
+	if err := l.Delete("a", ""); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "a deleted through the API", func() bool { return procs.sup("a") == nil && len(l.List()) == 0 })
 }
 
 func TestMissingDirAtStart(t *testing.T) {

@@ -45,8 +45,7 @@ type Loop struct {
 	dirErr        string
 	revision      string
 	lastSync      time.Time
-	emptySince    time.Time
-	emptyConfirm  time.Duration
+	retryDelay    time.Duration // before re-reading an unreadable directory
 	passDone      chan struct{} // closed and replaced after every pass
 
 	routes atomic.Pointer[map[string]*route] // model name or alias -> route
@@ -97,20 +96,20 @@ func newLoop(opts Options, procs processes) (*Loop, error) {
 		opts.Workers = 4
 	}
 	l := &Loop{
-		opts:         opts,
-		log:          zerolog.Nop(),
-		procs:        procs,
-		q:            newQueue(),
-		dir:          dir,
-		link:         findLink(dir),
-		entries:      map[string]*entry{},
-		sups:         map[string]supervisor{},
-		slots:        map[string]*route{},
-		emptyConfirm: max(time.Second, 2*opts.Debounce),
-		passDone:     make(chan struct{}),
-		loaded:       make(chan struct{}),
-		synced:       make(chan struct{}),
-		resyncCh:     make(chan struct{}, 1),
+		opts:       opts,
+		log:        zerolog.Nop(),
+		procs:      procs,
+		q:          newQueue(),
+		dir:        dir,
+		link:       findLink(dir),
+		entries:    map[string]*entry{},
+		sups:       map[string]supervisor{},
+		slots:      map[string]*route{},
+		retryDelay: max(time.Second, 2*opts.Debounce),
+		passDone:   make(chan struct{}),
+		loaded:     make(chan struct{}),
+		synced:     make(chan struct{}),
+		resyncCh:   make(chan struct{}, 1),
 	}
 	if opts.Logger != nil {
 		l.log = opts.Logger.With().Str("component", "reconcile").Logger()

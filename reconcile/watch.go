@@ -56,7 +56,7 @@ func newWatcher(l *Loop) (*watcher, error) {
 
 // run loads the tree, marks the initial names for Loaded, and then rescans on debounced
 // events, on the resync ticker, on Resync and, while the directory is
-// unreadable or suddenly empty, on a retry timer. It returns when ctx
+// unreadable, on a retry timer. It returns when ctx
 // ends, after closing the fsnotify watcher.
 func (w *watcher) run(ctx context.Context) {
 	defer func() {
@@ -153,7 +153,7 @@ func (w *watcher) relevant(ev fsnotify.Event) bool {
 // sync scans, applies and queues the changed names, then makes the set of
 // watched folders match the tree. again asks for another scan soon (new
 // folders were added to the watch after the scan listed them); retryIn > 0
-// asks for a retry of an unreadable or suddenly empty directory.
+// asks for a retry of an unreadable directory.
 func (w *watcher) sync(force, counted bool) (again bool, retryIn time.Duration) {
 	l := w.l
 	l.writeMu.Lock()
@@ -190,7 +190,7 @@ func (w *watcher) sync(force, counted bool) (again bool, retryIn time.Duration) 
 		l.log.Info().Int("changed", len(changed)).Str("revision", res.revision).Msg("specs loaded")
 	}
 	if retry {
-		retryIn = l.emptyConfirm
+		retryIn = l.retryDelay
 	}
 	return again, retryIn
 }
