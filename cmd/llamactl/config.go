@@ -107,7 +107,7 @@ func defaultConfig() map[string]any {
 		"auth.management_keys_file":      "",
 		"auth.inference_keys_file":       "",
 		"auth.require_management_auth":   true,
-		"auth.require_inference_auth":    false,
+		"auth.require_inference_auth":    true,
 		"reconcile.debounce":             "200ms",
 		"reconcile.resync_interval":      "60s",
 		"reconcile.workers":              4,

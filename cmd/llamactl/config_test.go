@@ -68,6 +68,10 @@ func TestConfigTOML(t *testing.T) {
 	if cfg.SpecsDir != "/toml" || cfg.PortRange.Max != 200 {
 		t.Fatalf("got %+v", cfg)
 	}
+	// Keys, once configured, guard both surfaces unless turned off.
+	if !cfg.Auth.RequireManagementAuth || !cfg.Auth.RequireInferenceAuth {
+		t.Fatalf("auth requirements default to %+v, want both on", cfg.Auth)
+	}
 }
 
 func TestConfigErrors(t *testing.T) {

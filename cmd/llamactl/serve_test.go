@@ -168,6 +168,11 @@ func TestServeKeepsChildOfBrokenSpec(t *testing.T) {
 	if err := os.WriteFile(file, []byte("model: /m.gguf\nctx_size: [1\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	// Another instance stays, so deleting old.yaml is a delete and not an
+	// emptied directory (which never prunes).
+	if err := os.WriteFile(filepath.Join(specs, "other.yaml"), []byte("model: /m.gguf\nstate: stopped\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	pid := recordedSleep(t, data, "old")
 	cfg, err := loadConfig("", nil, map[string]any{
 		"specs_dir": specs, "data_dir": data, "listen": "127.0.0.1:0",
