@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -35,6 +36,52 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// testDaemon is serve running inside the test.
+type testDaemon struct {
+	logs   syncBuffer
+	cancel context.CancelFunc
+	done   chan error
+	once   sync.Once
+	err    error
+}
+
+// startServe runs serve with the test settings (loopback :0, a short
+// debounce and drain) overridden by settings. The daemon is stopped when
+// the test ends, and an error it returns fails the test.
+func startServe(t *testing.T, settings map[string]any) *testDaemon {
+	t.Helper()
+	keys := map[string]any{"listen": "127.0.0.1:0", "reconcile.debounce": "20ms", "shutdown.drain_timeout": "1s"}
+	maps.Copy(keys, settings)
+	cfg, err := loadConfig("", nil, keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	d := &testDaemon{cancel: cancel, done: make(chan error, 1)}
+	go func() { d.done <- serve(ctx, cfg, zerolog.New(&d.logs)) }()
+	t.Cleanup(func() {
+		if err := d.stop(); err != nil {
+			t.Errorf("serve: %v\n%s", err, d.logs.String())
+		}
+	})
+	return d
+}
+
+// stop ends serve as a signal would and returns what serve returned.
+func (d *testDaemon) stop() error {
+	d.once.Do(func() {
+		d.cancel()
+		d.err = <-d.done
+	})
+	return d.err
+}
+
+// waitReady waits for the daemon's ready line.
+func (d *testDaemon) waitReady(t *testing.T) {
+	t.Helper()
+	waitUntil(t, "the daemon to be ready", func() bool { return strings.Contains(d.logs.String(), "llamactl ready") })
 }
 
 // startTime is field 22 of /proc/<pid>/stat.
@@ -84,27 +131,12 @@ func TestServeKeepsRecordedChildrenUntilSpecsAreRead(t *testing.T) {
 	specs, data := filepath.Join(root, "specs"), filepath.Join(root, "data")
 	pid := recordedSleep(t, data, "old")
 
-	cfg, err := loadConfig("", nil, map[string]any{
-		"specs_dir": specs, "data_dir": data, "listen": "127.0.0.1:0",
-		"llama_server":       filepath.Join(root, "no-llama-server"),
-		"reconcile.debounce": "20ms", "shutdown.drain_timeout": "1s",
+	d := startServe(t, map[string]any{
+		"specs_dir": specs, "data_dir": data, "llama_server": filepath.Join(root, "no-llama-server"),
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var logs syncBuffer
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- serve(ctx, cfg, zerolog.New(&logs)) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("serve: %v\n%s", err, logs.String())
-		}
-	}()
-	waitUntil(t, "the daemon to be ready", func() bool { return strings.Contains(logs.String(), "llamactl ready") })
+	d.waitReady(t)
 	if !alive(pid) {
-		t.Fatalf("recorded child reaped while the specs dir is missing\n%s", logs.String())
+		t.Fatalf("recorded child reaped while the specs dir is missing\n%s", d.logs.String())
 	}
 
 	if err := os.MkdirAll(specs, 0o755); err != nil {
@@ -174,27 +206,12 @@ func TestServeKeepsChildOfBrokenSpec(t *testing.T) {
 		t.Fatal(err)
 	}
 	pid := recordedSleep(t, data, "old")
-	cfg, err := loadConfig("", nil, map[string]any{
-		"specs_dir": specs, "data_dir": data, "listen": "127.0.0.1:0",
-		"llama_server":       filepath.Join(root, "no-llama-server"),
-		"reconcile.debounce": "20ms", "shutdown.drain_timeout": "1s",
+	d := startServe(t, map[string]any{
+		"specs_dir": specs, "data_dir": data, "llama_server": filepath.Join(root, "no-llama-server"),
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var logs syncBuffer
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- serve(ctx, cfg, zerolog.New(&logs)) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("serve: %v\n%s", err, logs.String())
-		}
-	}()
-	waitUntil(t, "the daemon to be ready", func() bool { return strings.Contains(logs.String(), "llamactl ready") })
+	d.waitReady(t)
 	if !alive(pid) {
-		t.Fatalf("child of an instance with a broken file reaped at start\n%s", logs.String())
+		t.Fatalf("child of an instance with a broken file reaped at start\n%s", d.logs.String())
 	}
 	if err := os.Remove(file); err != nil {
 		t.Fatal(err)
@@ -230,34 +247,24 @@ func TestServeShutdownHonoursSpecStopTimeout(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(specs, "slow.yaml"), []byte(spec), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := loadConfig("", nil, map[string]any{
-		"specs_dir": specs, "data_dir": data, "listen": "127.0.0.1:0", "llama_server": bin,
-		"reconcile.debounce": "20ms", "shutdown.drain_timeout": "1s", "defaults.stop_timeout": "100ms",
+	d := startServe(t, map[string]any{
+		"specs_dir": specs, "data_dir": data, "llama_server": bin, "defaults.stop_timeout": "100ms",
 		"port_range.min": 47100, "port_range.max": 47199,
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var logs syncBuffer
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	done := make(chan error, 1)
-	go func() { done <- serve(ctx, cfg, zerolog.New(&logs)) }()
 	var pid int
 	waitUntil(t, "the child to run", func() bool {
 		b, err := os.ReadFile(pidFile)
 		if err == nil {
 			pid, err = strconv.Atoi(strings.TrimSpace(string(b)))
 		}
-		return err == nil && strings.Contains(logs.String(), `"to":"running"`)
+		return err == nil && strings.Contains(d.logs.String(), `"to":"running"`)
 	})
 	t.Cleanup(func() { _ = syscall.Kill(pid, syscall.SIGKILL) })
-	cancel()
-	if err := <-done; err != nil {
+	if err := d.stop(); err != nil {
 		t.Errorf("serve: %v", err)
 	}
 	if alive(pid) {
-		t.Fatalf("child %d ignoring SIGTERM outlived the daemon\n%s", pid, logs.String())
+		t.Fatalf("child %d ignoring SIGTERM outlived the daemon\n%s", pid, d.logs.String())
 	}
 }
 
@@ -271,29 +278,15 @@ func TestServeSIGHUPDuringStartup(t *testing.T) {
 	if err := os.WriteFile(bin, []byte(script), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := loadConfig("", nil, map[string]any{
-		"specs_dir": filepath.Join(root, "specs"), "data_dir": filepath.Join(root, "data"), "listen": "127.0.0.1:0",
-		"llama_server": bin, "reconcile.debounce": "20ms", "shutdown.drain_timeout": "1s",
+	d := startServe(t, map[string]any{
+		"specs_dir": filepath.Join(root, "specs"), "data_dir": filepath.Join(root, "data"), "llama_server": bin,
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var logs syncBuffer
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- serve(ctx, cfg, zerolog.New(&logs)) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("serve: %v\n%s", err, logs.String())
-		}
-	}()
 	waitUntil(t, "the llama-server probe", func() bool { _, err := os.Stat(marker); return err == nil })
 	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
 	waitUntil(t, "the daemon to be ready and resync", func() bool {
-		l := logs.String()
+		l := d.logs.String()
 		return strings.Contains(l, "llamactl ready") && strings.Contains(l, "SIGHUP: full resync")
 	})
 }
@@ -317,30 +310,22 @@ func TestServeSignalBeforeLoaded(t *testing.T) {
 		t.Fatal(err)
 	}
 	recordedChild(t, data, "old", sp.Hash(bin, nil), true)
-	cfg, err := loadConfig("", nil, map[string]any{
-		"specs_dir": specs, "data_dir": data, "listen": "127.0.0.1:0", "llama_server": bin,
-		"reconcile.debounce": "20ms", "shutdown.drain_timeout": "1s", "shutdown.keep_children": true,
+	d := startServe(t, map[string]any{
+		"specs_dir": specs, "data_dir": data, "llama_server": bin, "shutdown.keep_children": true,
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var logs syncBuffer
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	done := make(chan error, 1)
-	go func() { done <- serve(ctx, cfg, zerolog.New(&logs)) }()
-	waitUntil(t, "the adopted child to be stopping", func() bool { return strings.Contains(logs.String(), `"to":"stopping"`) })
-	cancel()
+	waitUntil(t, "the adopted child to be stopping", func() bool { return strings.Contains(d.logs.String(), `"to":"stopping"`) })
+	stopped := make(chan error, 1)
+	go func() { stopped <- d.stop() }()
 	select {
-	case err := <-done:
+	case err := <-stopped:
 		if err != nil {
 			t.Errorf("serve: %v", err)
 		}
 	case <-time.After(10 * time.Second):
-		t.Errorf("serve still running 10s after the signal\n%s", logs.String())
-		<-done
+		t.Errorf("serve still running 10s after the signal\n%s", d.logs.String())
+		<-stopped
 	}
-	if strings.Contains(logs.String(), "llamactl ready") {
-		t.Errorf("daemon served after the signal\n%s", logs.String())
+	if strings.Contains(d.logs.String(), "llamactl ready") {
+		t.Errorf("daemon served after the signal\n%s", d.logs.String())
 	}
 }
