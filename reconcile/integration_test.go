@@ -206,32 +206,7 @@ func TestRealRestartAdoptsChildren(t *testing.T) {
 	writeFile(t, filepath.Join(dir, "a.yaml"), fakeSpec(state, "a"))
 	writeFile(t, filepath.Join(dir, "b.yaml"), fakeSpec(state, "b"))
 	base := 51000 + int(portBlock.Add(1))*50%4000
-	opts := runtime.ManagerOptions{DataDir: data, PortMin: base, PortMax: base + 49, KeepOnShutdown: true}
-
-	run := func(keep bool) (*Loop, *runtime.Manager, func()) {
-		o := opts
-		o.KeepOnShutdown = keep
-		m, err := runtime.NewManager(o)
-		must(t, err)
-		l, err := New(Options{SpecsDir: dir, Debounce: 50 * time.Millisecond, Binary: fakellamaBin, Runtime: m,
-			Defaults: Defaults{StopTimeout: 5 * time.Second, StartupTimeout: 20 * time.Second}})
-		must(t, err)
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		go func() { done <- l.Run(ctx) }()
-		select {
-		case <-l.Loaded():
-		case <-time.After(20 * time.Second):
-			t.Fatal("not loaded")
-		}
-		return l, m, func() {
-			cancel()
-			must(t, <-done)
-			sctx, scancel := context.WithTimeout(context.Background(), 20*time.Second)
-			defer scancel()
-			must(t, m.Shutdown(sctx))
-		}
-	}
+	run := func(keep bool) (*Loop, *runtime.Manager, func()) { return runDaemon(t, dir, data, base, keep) }
 
 	l1, _, stop1 := run(true)
 	pa, pb := runningPID(t, l1, state, "a", 0), runningPID(t, l1, state, "b", 0)
@@ -252,4 +227,32 @@ func TestRealRestartAdoptsChildren(t *testing.T) {
 		t.Fatalf("a not adopted: %+v (was pid %d)", st.Runtime, pa)
 	}
 	waitFor(t, "b's child to be reaped", func() bool { return !alive(pb) })
+}
+
+// runDaemon runs a loop over dir with a real runtime manager on data (the
+// way llamactl serve does), waits for its initial load and returns a stop
+// func that ends the loop and shuts the manager down (keeping children
+// running with keep, for the next runDaemon to adopt).
+func runDaemon(t *testing.T, dir, data string, base int, keep bool) (*Loop, *runtime.Manager, func()) {
+	t.Helper()
+	m, err := runtime.NewManager(runtime.ManagerOptions{DataDir: data, PortMin: base, PortMax: base + 49, KeepOnShutdown: keep})
+	must(t, err)
+	l, err := New(Options{SpecsDir: dir, Debounce: 50 * time.Millisecond, Binary: fakellamaBin, Runtime: m,
+		Defaults: Defaults{StopTimeout: 5 * time.Second, StartupTimeout: 20 * time.Second}})
+	must(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- l.Run(ctx) }()
+	select {
+	case <-l.Loaded():
+	case <-time.After(20 * time.Second):
+		t.Fatal("not loaded")
+	}
+	return l, m, func() {
+		cancel()
+		must(t, <-done)
+		sctx, scancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer scancel()
+		must(t, m.Shutdown(sctx))
+	}
 }

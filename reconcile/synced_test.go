@@ -1,7 +1,6 @@
 package reconcile
 
 import (
-	"context"
 	"os"
 	"path/filepath"
 	"slices"
@@ -19,28 +18,7 @@ func TestSyncedWaitsForAGoodRead(t *testing.T) {
 	dir, state, data := t.TempDir(), t.TempDir(), t.TempDir()
 	writeFile(t, filepath.Join(dir, "a.yaml"), fakeSpec(state, "a"))
 	base := 51000 + int(portBlock.Add(1))*50%4000
-	run := func(keep bool) (*Loop, *runtime.Manager, func()) {
-		m, err := runtime.NewManager(runtime.ManagerOptions{DataDir: data, PortMin: base, PortMax: base + 49, KeepOnShutdown: keep})
-		must(t, err)
-		l, err := New(Options{SpecsDir: dir, Debounce: 50 * time.Millisecond, Binary: fakellamaBin, Runtime: m,
-			Defaults: Defaults{StopTimeout: 5 * time.Second, StartupTimeout: 20 * time.Second}})
-		must(t, err)
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		go func() { done <- l.Run(ctx) }()
-		select {
-		case <-l.Loaded():
-		case <-time.After(20 * time.Second):
-			t.Fatal("not loaded")
-		}
-		return l, m, func() {
-			cancel()
-			must(t, <-done)
-			sctx, scancel := context.WithTimeout(context.Background(), 20*time.Second)
-			defer scancel()
-			must(t, m.Shutdown(sctx))
-		}
-	}
+	run := func(keep bool) (*Loop, *runtime.Manager, func()) { return runDaemon(t, dir, data, base, keep) }
 
 	l1, _, stop1 := run(true)
 	select {
