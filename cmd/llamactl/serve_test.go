@@ -17,26 +17,12 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"llamactl/internal/syncbuf"
 	"llamactl/spec"
 )
 
 // syncBuffer is a bytes.Buffer safe for the daemon's log writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+type syncBuffer = syncbuf.Buffer
 
 // testDaemon is serve running inside the test.
 type testDaemon struct {
