@@ -18,7 +18,7 @@ import (
 // daemon is one running "llamactl serve" as seen from one test: its
 // helpers report failures to t. Use on to get a view for a subtest.
 type daemon struct {
-	t   *testing.T
+	t   testing.TB
 	fd  *fleetDir
 	URL string // http://127.0.0.1:PORT, from the ready log line
 	*proc
@@ -26,7 +26,7 @@ type daemon struct {
 
 // proc is the daemon process, shared by every view of it.
 type proc struct {
-	owner *testing.T // the test that started it; its cleanup ends it
+	owner testing.TB // the test that started it; its cleanup ends it
 	fd    *fleetDir
 	cmd   *exec.Cmd
 	log   *logBuffer
@@ -54,7 +54,7 @@ type daemonOpts struct {
 
 // startDaemon runs "llamactl serve" on fd and waits for its ready line.
 // A cleanup kills the daemon (if still running) and every child of fd.
-func startDaemon(t *testing.T, fd *fleetDir, opts daemonOpts) *daemon {
+func startDaemon(t testing.TB, fd *fleetDir, opts daemonOpts) *daemon {
 	t.Helper()
 	specs := fd.SpecsDir
 	if opts.SpecsDir != "" {

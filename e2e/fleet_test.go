@@ -217,7 +217,7 @@ func testBrokenFile(d *daemon) {
 }
 
 // readArgv returns the argv the child of instance name last wrote.
-func readArgv(t *testing.T, fd *fleetDir, name string) []string {
+func readArgv(t testing.TB, fd *fleetDir, name string) []string {
 	t.Helper()
 	b, err := os.ReadFile(fd.argvFile(name))
 	if err != nil {
@@ -241,7 +241,7 @@ func hasArgPair(argv []string, flag, value string) bool {
 }
 
 // specState decodes a YAML spec file and returns its state key.
-func specState(t *testing.T, fd *fleetDir, file string) string {
+func specState(t testing.TB, fd *fleetDir, file string) string {
 	t.Helper()
 	var m map[string]any
 	if err := yaml.Unmarshal(fd.readSpec(t, file), &m); err != nil {
@@ -275,7 +275,7 @@ func last(s []string) string {
 // checkInstanceJSON checks the shape of a healthy instance's JSON: the
 // seed's fields keep their types (created is an integer), the additions
 // are present, and the ETag header is the quoted etag field.
-func checkInstanceJSON(t *testing.T, r response, source string) {
+func checkInstanceJSON(t testing.TB, r response, source string) {
 	t.Helper()
 	var m map[string]any
 	decode(t, r, &m)

@@ -27,7 +27,7 @@ type fleetDir struct {
 // newFleetDir creates the directories under a fresh t.TempDir. It
 // registers a cleanup that kills every fakellama child marked with the
 // root, so nothing outlives the test even when it fails.
-func newFleetDir(t *testing.T) *fleetDir {
+func newFleetDir(t testing.TB) *fleetDir {
 	t.Helper()
 	// Resolve links in the temp path: a symlink above the specs dir would
 	// make the daemon treat it as a read-only git-sync checkout.
@@ -138,7 +138,7 @@ func (fd *fleetDir) childEnvMap(name string, extra map[string]string) map[string
 // writeSpec writes file (relative to the specs dir) atomically: the
 // content goes to a temp file outside the specs dir and is renamed in,
 // so the watcher never sees a partial file.
-func (fd *fleetDir) writeSpec(t *testing.T, file, content string) {
+func (fd *fleetDir) writeSpec(t testing.TB, file, content string) {
 	t.Helper()
 	tmp, err := os.CreateTemp(fd.Root, "spec-*.tmp")
 	if err != nil {
@@ -155,7 +155,7 @@ func (fd *fleetDir) writeSpec(t *testing.T, file, content string) {
 }
 
 // readSpec returns the content of file in the specs dir.
-func (fd *fleetDir) readSpec(t *testing.T, file string) []byte {
+func (fd *fleetDir) readSpec(t testing.TB, file string) []byte {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join(fd.SpecsDir, file))
 	if err != nil {

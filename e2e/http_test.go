@@ -104,7 +104,7 @@ func (d *daemon) expect(r response, want int, what string) {
 }
 
 // decode unmarshals r's body into v or fails the test.
-func decode(t *testing.T, r response, v any) {
+func decode(t testing.TB, r response, v any) {
 	t.Helper()
 	if err := json.Unmarshal(r.Body, v); err != nil {
 		t.Fatalf("decode response %s: %v", r, err)
@@ -125,7 +125,7 @@ func (d *daemon) instance(name string) (inst instance, ok bool) {
 
 // waitFor polls cond every 25ms until it returns true or timeout passes;
 // then it fails the test with what and cond's last detail.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() (bool, string)) {
+func waitFor(t testing.TB, timeout time.Duration, what string, cond func() (bool, string)) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
@@ -168,7 +168,7 @@ func (d *daemon) waitHealthy(name string) instance {
 }
 
 // waitGone waits until pid is no longer a live process.
-func waitGone(t *testing.T, pid int, what string) {
+func waitGone(t testing.TB, pid int, what string) {
 	t.Helper()
 	waitFor(t, 15*time.Second, fmt.Sprintf("%s (pid %d) to exit", what, pid), func() (bool, string) {
 		return !alive(pid), "still alive"

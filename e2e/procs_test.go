@@ -98,7 +98,7 @@ func (fd *fleetDir) readPid(name string) int {
 
 // killChildren SIGKILLs every fakellama process of the fleet and its
 // process group, and waits until they are gone.
-func (fd *fleetDir) killChildren(t *testing.T) {
+func (fd *fleetDir) killChildren(t testing.TB) {
 	pids := map[int]bool{}
 	for _, p := range fd.children() {
 		pids[p.PID] = true

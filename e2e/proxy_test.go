@@ -165,7 +165,7 @@ func testConcurrentProxy(d *daemon) {
 
 // streamChat posts a streaming chat completion and returns the payloads
 // of its "data:" events and the response header.
-func (d *daemon) streamChat(t *testing.T, model string) ([]string, http.Header) {
+func (d *daemon) streamChat(t testing.TB, model string) ([]string, http.Header) {
 	t.Helper()
 	events, hdr, err := d.stream(model, nil)
 	if err != nil {

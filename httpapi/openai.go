@@ -41,13 +41,13 @@ func (s *Server) serveOpenAI(ctx *fasthttp.RequestCtx, rt route) {
 	}
 	pc := proxyCall{
 		addr: addr, path: rt.rest, instance: name, model: model,
-		apiKey: s.instanceKey(name), release: release, openAI: true, start: start,
+		apiKey: s.instanceKey(name), release: release, start: start,
 	}
 	if wantsStream(ctx.Request.Header.ContentType(), ctx.Request.Body()) {
 		s.forwardStream(ctx, pc)
 		return
 	}
-	s.forward(ctx, pc)
+	s.forwardWhole(ctx, pc)
 }
 
 // instanceKey returns the api_key an instance's llama-server requires, if

@@ -126,11 +126,101 @@ type proxyCall struct {
 	model    string
 	apiKey   string // the instance's own llama-server key, sent as Bearer
 	release  func() // from Acquire; called when the response ends
-	openAI   bool   // errors in OpenAI's shape
 	start    time.Time
 }
 
 var uriPool = sync.Pool{New: func() any { b := make([]byte, 0, 256); return &b }}
+
+// forwardWhole proxies a /v1 request whose answer is not a stream (those
+// take forwardStream) in place, as the plainest fasthttp proxy does: the
+// incoming request, its credentials and hop-by-hop headers removed, is
+// sent upstream as it is, and the answer is read whole straight into the
+// client's response, whose headers are then cleaned the same way. No
+// header or body is copied on the way; the body goes byte for byte.
+func (s *Server) forwardWhole(ctx *fasthttp.RequestCtx, pc proxyCall) {
+	req := &ctx.Request
+	clientClose := req.Header.ConnectionClose()
+	dropHeaders(&req.Header)
+	req.Header.ResetConnectionClose()
+	if pc.apiKey != "" {
+		req.Header.Set(fasthttp.HeaderAuthorization, "Bearer "+pc.apiKey)
+	}
+	if string(req.URI().Path()) != pc.path {
+		s.setUpstreamURI(ctx, req, pc.path)
+	}
+	req.Header.SetHost(pc.addr)
+	if s.cfg.ProxyTimeout > 0 {
+		req.SetTimeout(s.cfg.ProxyTimeout)
+	}
+	resp := &ctx.Response
+	err := s.ups.client(pc.addr).Do(req, resp)
+	pc.release()
+	if err != nil {
+		resp.Reset()
+		s.restamp(ctx)
+		status := fasthttp.StatusBadGateway
+		if isTimeout(err) {
+			status = fasthttp.StatusGatewayTimeout
+		}
+		writeOpenAIError(ctx, status, typeServer, "upstream_error", "",
+			"instance "+pc.instance+" did not answer: "+err.Error())
+		if clientClose {
+			ctx.SetConnectionClose()
+		}
+		s.accessLog(ctx, &pc, status, 0, err)
+		return
+	}
+	cleanResponseHeaders(&resp.Header)
+	s.restamp(ctx)
+	if clientClose {
+		ctx.SetConnectionClose()
+	}
+	s.accessLog(ctx, &pc, resp.StatusCode(), int64(len(resp.Body())), nil)
+}
+
+// setUpstreamURI points req at path, keeping the query string.
+func (s *Server) setUpstreamURI(ctx *fasthttp.RequestCtx, req *fasthttp.Request, path string) {
+	bp := uriPool.Get().(*[]byte)
+	uri := append((*bp)[:0], path...)
+	if q := ctx.URI().QueryString(); len(q) > 0 {
+		uri = append(uri, '?')
+		uri = append(uri, q...)
+	}
+	req.SetRequestURIBytes(uri)
+	*bp = uri
+	uriPool.Put(bp)
+}
+
+// restamp puts back on a response that an upstream answer replaced what
+// handle had set on it: the request id and the CORS headers.
+func (s *Server) restamp(ctx *fasthttp.RequestCtx) {
+	ctx.Response.Header.SetBytesKV(hdrRequestID, requestID(ctx))
+	if s.cors != nil {
+		s.cors.apply(ctx)
+	}
+}
+
+// cleanResponseHeaders removes from an upstream answer what must not
+// reach the client: hop-by-hop headers, the upstream's Date and Server
+// (ours are sent), its request id and CORS headers (ours, if any). The
+// framing is set anew when the response is written.
+func cleanResponseHeaders(h *fasthttp.ResponseHeader) {
+	h.ResetConnectionClose()
+	h.Del(fasthttp.HeaderConnection)
+	h.Del("Keep-Alive")
+	h.Del(fasthttp.HeaderServer)
+	h.Del(fasthttp.HeaderDate)
+	h.Del(headerRequestID)
+	var cors [][]byte
+	for k := range h.All() {
+		if len(k) > 15 && bytes.EqualFold(k[:15], []byte("Access-Control-")) {
+			cors = append(cors, bytes.Clone(k))
+		}
+	}
+	for _, k := range cors {
+		h.DelBytes(k)
+	}
+}
 
 // forward sends the incoming request to pc.addr and relays the response.
 // The body is forwarded byte for byte; the response body is streamed to
@@ -161,10 +251,7 @@ func (s *Server) forward(ctx *fasthttp.RequestCtx, pc proxyCall) {
 	}
 
 	resp := fasthttp.AcquireResponse()
-	// /v1 answers reaching here are not streams (those take forwardStream):
-	// read them whole, which costs fewer allocations. The passthrough
-	// proxy may carry anything, so it streams.
-	resp.StreamBody = !pc.openAI
+	resp.StreamBody = true
 	err := s.ups.client(pc.addr).Do(req, resp)
 	fasthttp.ReleaseRequest(req)
 	if err != nil {
@@ -174,12 +261,7 @@ func (s *Server) forward(ctx *fasthttp.RequestCtx, pc proxyCall) {
 		if isTimeout(err) {
 			status = fasthttp.StatusGatewayTimeout
 		}
-		msg := "instance " + pc.instance + " did not answer: " + err.Error()
-		if pc.openAI {
-			writeOpenAIError(ctx, status, typeServer, "upstream_error", "", msg)
-		} else {
-			writeError(ctx, status, msg, nil)
-		}
+		writeError(ctx, status, "instance "+pc.instance+" did not answer: "+err.Error(), nil)
 		s.accessLog(ctx, &pc, status, 0, err)
 		return
 	}

@@ -75,7 +75,8 @@ Flags:
 		fmt.Fprintf(stderr, "llamactl: %v\n", err)
 		return 2
 	}
-	log := newLogger(stderr, cfg.Log.Level, cfg.Log.Format)
+	log, flush := newLogger(stderr, cfg.Log.Level, cfg.Log.Format)
+	defer flush()
 	if err := httpapi.CheckBind(cfg.Listen, cfg.httpConfig(&log)); err != nil {
 		fmt.Fprintf(stderr, "llamactl: %v\n", err)
 		return 2

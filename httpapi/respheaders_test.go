@@ -1,0 +1,127 @@
+package httpapi
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+)
+
+// noisyUpstream answers like a server that sends everything a proxy must
+// not pass on: its own Server, Date, request id, CORS and hop-by-hop
+// headers, and a Connection: close on every answer.
+func noisyUpstream(t *testing.T) string {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		h := w.Header()
+		h.Set("Server", "llama.cpp")
+		h.Set("X-Request-Id", "upstream-id")
+		h.Set("Access-Control-Allow-Origin", "*")
+		h.Set("Access-Control-Allow-Headers", "*")
+		h.Set("Keep-Alive", "timeout=5, max=100")
+		h.Set("Connection", "close")
+		h.Set("X-Upstream", "1")
+		h.Set("Content-Type", "application/json; charset=utf-8")
+		if strings.Contains(r.URL.RawQuery, "stream") {
+			h.Set("Content-Type", "text/event-stream")
+			w.(http.Flusher).Flush()
+			_, _ = io.WriteString(w, "data: [DONE]\n\n")
+			return
+		}
+		_, _ = io.WriteString(w, `{"ok":true}`)
+	}))
+	t.Cleanup(srv.Close)
+	return srv.Listener.Addr().String()
+}
+
+// TestProxyResponseHeaders checks what a client sees of an upstream's
+// headers on every proxy path: ours replace the upstream's Server, Date,
+// request id and CORS headers, hop-by-hop ones are dropped, the rest is
+// kept, and an upstream closing its connection never closes the client's.
+func TestProxyResponseHeaders(t *testing.T) {
+	up := noisyUpstream(t)
+	r := &routes{addrs: map[string]string{"noisy": up}}
+	for _, withCORS := range []bool{false, true} {
+		cfg := Config{}
+		if withCORS {
+			cfg.CORSAllowOrigins = []string{"https://ui.example"}
+		}
+		ts := newTestServer(t, cfg, proxyFleet(r), ServerInfo{})
+		addr := strings.TrimPrefix(ts.base, "http://")
+		for _, c := range []struct{ name, path, body string }{
+			{"json", "/v1/chat/completions", `{"model":"noisy"}`},
+			{"json under api base", "/api/v1/v1/chat/completions?q=1", `{"model":"noisy"}`},
+			{"stream", "/v1/chat/completions?stream", `{"model":"noisy","stream":true}`},
+			{"passthrough", "/api/v1/instances/noisy/proxy/v1/chat/completions", `{}`},
+		} {
+			t.Run(fmt.Sprintf("%s/cors=%v", c.name, withCORS), func(t *testing.T) {
+				conn, err := net.Dial("tcp", addr)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer conn.Close()
+				br := bufio.NewReader(conn)
+				// Two requests on one connection: the upstream's close
+				// must not end the client's connection.
+				for i := range 2 {
+					id := fmt.Sprintf("client-%d", i)
+					fmt.Fprintf(conn, "POST %s HTTP/1.1\r\nHost: x\r\nOrigin: https://ui.example\r\nX-Request-Id: %s\r\n"+
+						"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", c.path, id, len(c.body), c.body)
+					resp, err := http.ReadResponse(br, nil)
+					if err != nil {
+						t.Fatalf("request %d: %v", i, err)
+					}
+					_, _ = io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+					h := resp.Header
+					if resp.StatusCode != 200 {
+						t.Fatalf("status %d", resp.StatusCode)
+					}
+					if got := h.Values("Server"); len(got) != 1 || got[0] != "llamactl" {
+						t.Errorf("Server %q", got)
+					}
+					if got := h.Values("Date"); len(got) != 1 {
+						t.Errorf("Date %q", got)
+					}
+					if got := h.Values("X-Request-Id"); len(got) != 1 || got[0] != id {
+						t.Errorf("X-Request-Id %q, want %q", got, id)
+					}
+					if h.Get("Keep-Alive") != "" || resp.Close || h.Get("X-Upstream") != "1" {
+						t.Errorf("headers %v (close %v)", h, resp.Close)
+					}
+					if got := h.Get("Access-Control-Allow-Headers"); got != "" {
+						t.Errorf("upstream CORS header relayed: %q", got)
+					}
+					want := ""
+					if withCORS {
+						want = "https://ui.example"
+					}
+					if got := h.Values("Access-Control-Allow-Origin"); len(got) > 1 || h.Get("Access-Control-Allow-Origin") != want {
+						t.Errorf("Access-Control-Allow-Origin %q, want %q", got, want)
+					}
+				}
+				// A client asking to close gets its close.
+				fmt.Fprintf(conn, "POST %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\n"+
+					"Content-Length: %d\r\n\r\n%s", c.path, len(c.body), c.body)
+				resp, err := http.ReadResponse(br, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if !resp.Close {
+					t.Errorf("client asked to close; response %v", resp.Header)
+				}
+				if n, err := br.ReadByte(); err != io.EOF {
+					t.Errorf("connection still open after Connection: close (read %v, %v)", n, err)
+				}
+			})
+		}
+	}
+	waitFor(t, "release", func() bool { return r.inFlight.Load() == 0 })
+}

@@ -1,0 +1,277 @@
+// Package loadgen is the load generator of the proxy benchmarks: it sends
+// the same chat completions, plain or streamed, to several addresses in
+// alternating rounds (so that load from other processes hits them alike)
+// and reports each address's request rate and time to first chunk. It
+// behaves like wrk: a fixed number of connections, each reused for as long
+// as its server keeps it open.
+package loadgen
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/valyala/fasthttp"
+)
+
+// Bodies of the benchmarked requests: a small chat completion, and the
+// same request streamed.
+var (
+	Chat   = []byte(`{"model":"tiny","max_tokens":8,"messages":[{"role":"user","content":"hi"}]}`)
+	Stream = []byte(`{"model":"tiny","stream":true,"messages":[{"role":"user","content":"hi"}]}`)
+)
+
+// Path is where the requests go.
+const Path = "/v1/chat/completions"
+
+// dialer is how the generator connects: a plain dialer as a typical
+// client has.
+var dialer = &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
+
+func dial(addr string) (net.Conn, error) { return dialer.Dial("tcp", addr) }
+
+// Target is one address to load.
+type Target struct {
+	Addr string
+	Key  string // sent as a Bearer token if set
+	// Redial closes the connection after every streamed response. A
+	// client of llama-server must (it closes the connection after a
+	// stream although it announced keep-alive); a server that keeps the
+	// connection open lets the client reuse it.
+	Redial bool
+
+	conns   []*conn // one per concurrent worker, kept across rounds
+	elapsed time.Duration
+	done    int
+}
+
+// conn is one worker's connection to a target, dialed on first use and
+// whenever the server closed the previous one.
+type conn struct {
+	nc net.Conn
+	br *bufio.Reader
+	bw *bufio.Writer
+}
+
+// close closes every connection of t.
+func (t *Target) close() {
+	for _, c := range t.conns {
+		c.drop()
+	}
+	t.conns = nil
+}
+
+func (c *conn) drop() {
+	if c.nc != nil {
+		_ = c.nc.Close()
+		c.nc = nil
+	}
+}
+
+// Interleave sends n requests with body to every target over conc
+// connections each, in ten rounds that alternate between the targets, and returns each target's
+// rate in requests per second. Each worker keeps its connection from
+// round to round, so a round pays no dials the previous one did not. Any
+// failed request is an error.
+func Interleave(targets []*Target, body []byte, conc, n int, stream bool) ([]float64, error) {
+	for _, t := range targets {
+		t.conns = make([]*conn, conc)
+		for i := range t.conns {
+			t.conns[i] = &conn{}
+		}
+		t.elapsed, t.done = 0, 0
+	}
+	defer func() {
+		for _, t := range targets {
+			t.close()
+		}
+	}()
+	const rounds = 10
+	for i := range rounds {
+		// Each round starts with another target, so that none always
+		// follows the same one (a target running right after another
+		// finds caches and scheduler in the state that one left).
+		for j := range targets {
+			t := targets[(i+j)%len(targets)]
+			m := n / rounds
+			if i < n%rounds {
+				m++
+			}
+			if m == 0 {
+				continue
+			}
+			el, err := load(t, body, m, stream)
+			if err != nil {
+				return nil, err
+			}
+			t.elapsed += el
+			t.done += m
+		}
+	}
+	rates := make([]float64, len(targets))
+	for i, t := range targets {
+		rates[i] = float64(t.done) / t.elapsed.Seconds()
+	}
+	return rates, nil
+}
+
+// load sends n requests to t over its connections and returns how long
+// they took.
+func load(t *Target, body []byte, n int, stream bool) (time.Duration, error) {
+	var left atomic.Int64
+	left.Store(int64(n))
+	var failed atomic.Int64
+	var first error
+	var once sync.Once
+	var wg sync.WaitGroup
+	start := time.Now()
+	for _, c := range t.conns {
+		wg.Go(func() {
+			req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+			defer fasthttp.ReleaseRequest(req)
+			defer fasthttp.ReleaseResponse(resp)
+			setRequest(req, t, body)
+			for left.Add(-1) >= 0 {
+				if err := t.roundTrip(c, req, resp, stream); err != nil {
+					c.drop()
+					failed.Add(1)
+					once.Do(func() { first = err })
+				}
+			}
+		})
+	}
+	wg.Wait()
+	el := time.Since(start)
+	if f := failed.Load(); f > 0 {
+		return el, fmt.Errorf("%d of %d requests to %s failed; first: %w", f, n, t.Addr, first)
+	}
+	return el, nil
+}
+
+func setRequest(req *fasthttp.Request, t *Target, body []byte) {
+	req.Reset()
+	req.Header.SetMethod(fasthttp.MethodPost)
+	req.SetRequestURI(Path)
+	req.Header.SetHost(t.Addr)
+	req.Header.SetContentType("application/json")
+	if t.Key != "" {
+		req.Header.Set(fasthttp.HeaderAuthorization, "Bearer "+t.Key)
+	}
+	req.SetBodyRaw(body)
+}
+
+// send writes req on c, dialing first if c has no connection, and reads
+// the response header; with stream the body is left to read from
+// resp.BodyStream(), else it is read whole.
+func (t *Target) send(c *conn, req *fasthttp.Request, resp *fasthttp.Response, stream bool) error {
+	if c.nc == nil {
+		nc, err := dial(t.Addr)
+		if err != nil {
+			return err
+		}
+		c.nc = nc
+		if c.br == nil {
+			c.br, c.bw = bufio.NewReaderSize(nc, 16<<10), bufio.NewWriterSize(nc, 4<<10)
+		} else {
+			c.br.Reset(nc)
+			c.bw.Reset(nc)
+		}
+	}
+	if err := req.Write(c.bw); err != nil {
+		return err
+	}
+	if err := c.bw.Flush(); err != nil {
+		return err
+	}
+	resp.Reset()
+	resp.StreamBody = stream
+	return resp.Read(c.br)
+}
+
+// roundTrip sends one request on c and reads its whole answer; the
+// connection is closed afterwards if the server asked for that, or after
+// a stream if t.Redial.
+func (t *Target) roundTrip(c *conn, req *fasthttp.Request, resp *fasthttp.Response, stream bool) error {
+	err := t.send(c, req, resp, false)
+	if err == nil && resp.StatusCode() != fasthttp.StatusOK {
+		err = fmt.Errorf("status %d: %.200s", resp.StatusCode(), resp.Body())
+	}
+	if err == nil && (resp.ConnectionClose() || stream && t.Redial) {
+		c.drop()
+	}
+	return err
+}
+
+// FirstChunks returns, per target, the median time from sending a
+// streamed request to reading the first bytes of its body, over n
+// sequential requests to each, alternating between the targets.
+func FirstChunks(targets []*Target, n int) ([]time.Duration, error) {
+	for _, t := range targets {
+		t.conns = []*conn{{}}
+	}
+	defer func() {
+		for _, t := range targets {
+			t.close()
+		}
+	}()
+	samples := make([][]time.Duration, len(targets))
+	req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+	defer fasthttp.ReleaseRequest(req)
+	defer fasthttp.ReleaseResponse(resp)
+	buf := make([]byte, 4096)
+	for range n {
+		for i, t := range targets {
+			d, err := t.firstChunk(req, resp, buf)
+			if err != nil {
+				return nil, err
+			}
+			samples[i] = append(samples[i], d)
+		}
+	}
+	out := make([]time.Duration, len(targets))
+	for i, s := range samples {
+		slices.Sort(s)
+		out[i] = s[len(s)/2]
+	}
+	return out, nil
+}
+
+// firstChunk times one streamed request to t until its first body bytes,
+// then reads the rest.
+func (t *Target) firstChunk(req *fasthttp.Request, resp *fasthttp.Response, buf []byte) (time.Duration, error) {
+	c := t.conns[0]
+	setRequest(req, t, Stream)
+	start := time.Now()
+	if err := t.send(c, req, resp, true); err != nil {
+		c.drop()
+		return 0, err
+	}
+	if resp.StatusCode() != fasthttp.StatusOK {
+		c.drop()
+		return 0, fmt.Errorf("stream to %s: status %d", t.Addr, resp.StatusCode())
+	}
+	bs := resp.BodyStream()
+	if bs == nil {
+		c.drop()
+		return 0, errors.New("stream to " + t.Addr + ": no body stream")
+	}
+	if _, err := bs.Read(buf); err != nil && err != io.EOF {
+		c.drop()
+		return 0, err
+	}
+	d := time.Since(start)
+	_, err := io.Copy(io.Discard, bs)
+	if cerr := resp.CloseBodyStream(); err == nil {
+		err = cerr
+	}
+	if err != nil || resp.ConnectionClose() || t.Redial {
+		c.drop()
+	}
+	return d, err
+}
