@@ -1,6 +1,8 @@
 package httpapi
 
 import (
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/valyala/fasthttp"
@@ -59,5 +61,32 @@ func TestPathString(t *testing.T) {
 	b := []byte("/v1/chat/completions")
 	if n := testing.AllocsPerRun(100, func() { _ = pathString(b) }); n != 0 {
 		t.Errorf("pathString of a known path allocates %v times", n)
+	}
+}
+
+func TestCleanResponseHeaders(t *testing.T) {
+	var h fasthttp.ResponseHeader
+	h.DisableNormalizing()
+	long := "Access-Control-" + strings.Repeat("X", 60)
+	for _, kv := range [][2]string{
+		{"Keep-Alive", "timeout=5"}, {"Server", "llama.cpp"}, {"Access-Control-Allow-Origin", ""},
+		{"Date", "x"}, {"Connection", "keep-alive"}, {"X-Request-Id", "up"}, {"X-Kept", "1"},
+		{"Access-Control-Allow-Headers", "*"}, {"Access-Control-Allow-Methods", "*"}, {"Access-Control-Max-Age", "1"},
+		{"Access-Control-Expose-Headers", "x"}, {"access-control-allow-credentials", "true"}, {long, "1"},
+		{"Content-Type", "application/json"}, {"Set-Cookie", "a=b"},
+	} {
+		h.Add(kv[0], kv[1])
+	}
+	h.SetContentLength(11)
+	h.SetConnectionClose()
+	cleanResponseHeaders(&h)
+	var kept []string
+	for k := range h.All() {
+		kept = append(kept, string(k))
+	}
+	slices.Sort(kept)
+	got := strings.Join(kept, ",")
+	if got != "Content-Length,Content-Type,Set-Cookie,X-Kept" || h.ConnectionClose() || h.ContentLength() != 11 {
+		t.Fatalf("kept %s (close %v, length %d)", got, h.ConnectionClose(), h.ContentLength())
 	}
 }

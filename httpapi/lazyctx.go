@@ -24,6 +24,11 @@ func newLazyDeadline(d time.Duration) *lazyDeadline {
 	return &lazyDeadline{deadline: time.Now().Add(d)}
 }
 
+// lazyDeadlineAt is newLazyDeadline for a deadline already computed.
+func lazyDeadlineAt(deadline time.Time) *lazyDeadline {
+	return &lazyDeadline{deadline: deadline}
+}
+
 func (c *lazyDeadline) Deadline() (time.Time, bool) { return c.deadline, true }
 
 // Done arms the timer on first use.

@@ -31,7 +31,7 @@ func (s *Server) serveOpenAI(ctx *fasthttp.RequestCtx, rt route) {
 		writeOpenAIError(ctx, fasthttp.StatusBadRequest, typeInvalidRequest, code, "model", err.Error())
 		return
 	}
-	actx := newLazyDeadline(s.cfg.AcquireTimeout)
+	actx := lazyDeadlineAt(start.Add(s.cfg.AcquireTimeout))
 	name, addr, release, err := s.fleet.Acquire(actx, model)
 	actx.stop()
 	if err != nil {
@@ -41,7 +41,7 @@ func (s *Server) serveOpenAI(ctx *fasthttp.RequestCtx, rt route) {
 	}
 	pc := proxyCall{
 		addr: addr, path: rt.rest, instance: name, model: model,
-		apiKey: s.instanceKey(name), release: release, start: start,
+		apiKey: s.instanceKeyAt(name, start), release: release, start: start,
 	}
 	if wantsStream(ctx.Request.Header.ContentType(), ctx.Request.Body()) {
 		s.forwardStream(ctx, pc)
@@ -55,8 +55,11 @@ func (s *Server) serveOpenAI(ctx *fasthttp.RequestCtx, rt route) {
 // copies a whole status, too much for every proxied request, so the answer
 // is remembered for keyTTL; a changed key restarts the instance, which
 // takes longer than that.
-func (s *Server) instanceKey(name string) string {
-	now := time.Now().UnixNano()
+func (s *Server) instanceKey(name string) string { return s.instanceKeyAt(name, time.Now()) }
+
+// instanceKeyAt is instanceKey at a time the caller already read.
+func (s *Server) instanceKeyAt(name string, at time.Time) string {
+	now := at.UnixNano()
 	if v, ok := s.keys.Load(name); ok {
 		if k := v.(*cachedKey); now-k.at < int64(keyTTL) {
 			return k.key

@@ -203,23 +203,51 @@ func (s *Server) restamp(ctx *fasthttp.RequestCtx) {
 // cleanResponseHeaders removes from an upstream answer what must not
 // reach the client: hop-by-hop headers, the upstream's Date and Server
 // (ours are sent), its request id and CORS headers (ours, if any). The
-// framing is set anew when the response is written.
+// framing is left as it is: the body is written whole, with its length.
+// One pass finds the names (llama-server sends three: Keep-Alive, Server
+// and Access-Control-Allow-Origin), copied aside since deleting moves
+// the header's storage; another pass runs only if a first found more
+// than fit.
 func cleanResponseHeaders(h *fasthttp.ResponseHeader) {
 	h.ResetConnectionClose()
-	h.Del(fasthttp.HeaderConnection)
-	h.Del("Keep-Alive")
-	h.Del(fasthttp.HeaderServer)
-	h.Del(fasthttp.HeaderDate)
-	h.Del(headerRequestID)
-	var cors [][]byte
-	for k := range h.All() {
-		if len(k) > 15 && bytes.EqualFold(k[:15], []byte("Access-Control-")) {
-			cors = append(cors, bytes.Clone(k))
+	const maxNames, maxLen = 8, 48
+	for {
+		var names [maxNames][maxLen]byte
+		var lens [maxNames]int
+		n, more := 0, false
+		for k := range h.All() {
+			if skipResponseHeader(k) != hdrSkip || isFraming(k) {
+				continue
+			}
+			if n == maxNames || len(k) > maxLen {
+				more = true
+				continue
+			}
+			lens[n] = copy(names[n][:], k)
+			n++
+		}
+		for i := range n {
+			h.DelBytes(names[i][:lens[i]])
+		}
+		if !more {
+			return
+		}
+		if n == 0 {
+			// Only over-long names are left: delete them one by one.
+			for k := range h.All() {
+				if skipResponseHeader(k) == hdrSkip && !isFraming(k) {
+					h.DelBytes(bytes.Clone(k))
+					break
+				}
+			}
 		}
 	}
-	for _, k := range cors {
-		h.DelBytes(k)
-	}
+}
+
+// isFraming reports Content-Length and Transfer-Encoding.
+func isFraming(k []byte) bool {
+	return bytes.EqualFold(k, []byte(fasthttp.HeaderContentLength)) ||
+		bytes.EqualFold(k, []byte(fasthttp.HeaderTransferEncoding))
 }
 
 // forward sends the incoming request to pc.addr and relays the response.
