@@ -1,0 +1,73 @@
+package loadgen
+
+import (
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+)
+
+// server answers chat completions; streamed ones in three flushed chunks,
+// closing the connection afterwards as llama-server does.
+func server(t *testing.T, status int, served *atomic.Int64) string {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		served.Add(1)
+		if r.URL.Path != Path || r.Method != http.MethodPost {
+			http.Error(w, "wrong request", http.StatusBadRequest)
+			return
+		}
+		if status != http.StatusOK {
+			http.Error(w, "failing", status)
+			return
+		}
+		if strings.Contains(string(b), `"stream":true`) {
+			w.Header().Set("Content-Type", "text/event-stream")
+			for range 3 {
+				_, _ = io.WriteString(w, "data: {}\n\n")
+				w.(http.Flusher).Flush()
+			}
+			return
+		}
+		_, _ = io.WriteString(w, `{"object":"chat.completion"}`)
+	}))
+	t.Cleanup(srv.Close)
+	return strings.TrimPrefix(srv.URL, "http://")
+}
+
+func TestInterleave(t *testing.T) {
+	var a, b atomic.Int64
+	targets := []*Target{{Addr: server(t, 200, &a)}, {Addr: server(t, 200, &b), Key: "k"}}
+	rates, err := Interleave(targets, Chat, 3, 25, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rates) != 2 || rates[0] <= 0 || rates[1] <= 0 || a.Load() != 25 || b.Load() != 25 {
+		t.Fatalf("rates %v, served %d and %d (want 25 each)", rates, a.Load(), b.Load())
+	}
+	targets[0].Redial = true
+	if _, err := Interleave(targets, Stream, 2, 10, true); err != nil {
+		t.Fatal(err)
+	}
+	if a.Load() != 35 || b.Load() != 35 {
+		t.Fatalf("served %d and %d streams after 25 chats each, want 35", a.Load(), b.Load())
+	}
+	d, err := FirstChunks(targets, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(d) != 2 || d[0] <= 0 || d[1] <= 0 {
+		t.Fatalf("first chunk times %v", d)
+	}
+}
+
+func TestInterleaveReportsFailures(t *testing.T) {
+	var n atomic.Int64
+	_, err := Interleave([]*Target{{Addr: server(t, 500, &n)}}, Chat, 2, 6, false)
+	if err == nil || !strings.Contains(err.Error(), "failed") || !strings.Contains(err.Error(), "status 500") {
+		t.Fatalf("err = %v", err)
+	}
+}
