@@ -125,3 +125,36 @@ func TestProxyResponseHeaders(t *testing.T) {
 	}
 	waitFor(t, "release", func() bool { return r.inFlight.Load() == 0 })
 }
+
+// TestUpstreamGone: an instance whose address refuses connections gets a
+// 502 in the route's error shape, with the request id, on every path,
+// and the client's connection stays usable.
+func TestUpstreamGone(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := ln.Addr().String()
+	ln.Close()
+	r := &routes{addrs: map[string]string{"gone": dead}}
+	ts := newTestServer(t, Config{}, proxyFleet(r), ServerInfo{})
+	ct := []string{"Content-Type", "application/json", "X-Request-Id", "req-502"}
+	for _, c := range []struct{ path, body, want string }{
+		{"/v1/chat/completions", `{"model":"gone"}`, `"code":"upstream_error"`},
+		{"/v1/chat/completions", `{"model":"gone","stream":true}`, `"code":"upstream_error"`},
+		{"/api/v1/instances/gone/proxy/health", ``, `did not answer`},
+	} {
+		method := "POST"
+		if c.body == "" {
+			method = "GET"
+		}
+		for range 2 {
+			resp, body := ts.do(t, method, c.path, []byte(c.body), ct...)
+			expect(t, resp, body, 502, c.want, "instance gone did not answer")
+			if got := resp.Header.Get("X-Request-Id"); got != "req-502" {
+				t.Fatalf("%s: X-Request-Id %q", c.path, got)
+			}
+		}
+	}
+	waitFor(t, "release", func() bool { return r.inFlight.Load() == 0 })
+}
