@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/tidwall/gjson"
 	"github.com/valyala/fasthttp"
 )
 
@@ -80,6 +81,21 @@ func FuzzRoute(f *testing.F) {
 		}
 		if bytes.Contains(ctx.Response.Body(), []byte("panic")) {
 			t.Fatalf("%s %q: %s", method, path, ctx.Response.Body())
+		}
+	})
+}
+
+// FuzzWantsStream checks the fast path of wantsStream against the plain
+// lookup it spares.
+func FuzzWantsStream(f *testing.F) {
+	for _, b := range []string{`{"model":"a","stream":true}`, `{"model":"a"}`, `{"str\u0065am":true}`,
+		`{"stream":false}`, `{"x":"stream","stream":true}`, `{"a":{"stream":true}}`, `{"stream" : true }`} {
+		f.Add([]byte(b))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		want := gjson.GetBytes(body, "stream").Type == gjson.True
+		if got := wantsStream([]byte("application/json"), body); got != want {
+			t.Fatalf("wantsStream(%q) = %v, lookup says %v", body, got, want)
 		}
 	})
 }

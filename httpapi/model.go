@@ -84,5 +84,11 @@ func wantsStream(contentType, body []byte) bool {
 	if bytes.HasPrefix(bytes.TrimSpace(contentType), []byte("multipart/")) {
 		return false
 	}
+	// Most requests do not stream: a fast scan spares them the lookup.
+	// A key may be written with escapes, so a body with a backslash is
+	// always looked up.
+	if !bytes.Contains(body, []byte("stream")) && bytes.IndexByte(body, '\\') < 0 {
+		return false
+	}
 	return gjson.GetBytes(body, "stream").Type == gjson.True
 }

@@ -191,10 +191,9 @@ func (s *Server) setUpstreamURI(ctx *fasthttp.RequestCtx, req *fasthttp.Request,
 	uriPool.Put(bp)
 }
 
-// restamp puts back on a response that an upstream answer replaced what
-// handle had set on it: the request id and the CORS headers.
+// restamp puts back on a response that an upstream answer replaced the
+// CORS headers handle had set on it (handle adds the request id last).
 func (s *Server) restamp(ctx *fasthttp.RequestCtx) {
-	ctx.Response.Header.SetBytesKV(hdrRequestID, requestID(ctx))
 	if s.cors != nil {
 		s.cors.apply(ctx)
 	}

@@ -28,19 +28,23 @@ func newIDGen() *idGen {
 	return &idGen{prefix: append(p, '-')}
 }
 
-// stamp puts the request's id on the response (and keeps it on the
-// request, where the proxy forwards it): a sane incoming X-Request-Id is
-// kept, otherwise a new one is made. requestID reads it back.
-func (g *idGen) stamp(ctx *fasthttp.RequestCtx) {
+// stampRequest gives the request its id, kept on the request (where the
+// proxy forwards it and requestID reads it back): a sane incoming
+// X-Request-Id is kept, otherwise a new one is made.
+func (g *idGen) stampRequest(ctx *fasthttp.RequestCtx) {
 	if in := ctx.Request.Header.PeekBytes(hdrRequestID); saneRequestID(in) {
-		ctx.Response.Header.SetBytesKV(hdrRequestID, in)
 		return
 	}
 	var buf [40]byte
 	id := append(buf[:0], g.prefix...)
 	id = strconv.AppendUint(id, g.n.Add(1), 36)
 	ctx.Request.Header.SetBytesKV(hdrRequestID, id)
-	ctx.Response.Header.SetBytesKV(hdrRequestID, id)
+}
+
+// stamp is stampRequest that also puts the id on the response.
+func (g *idGen) stamp(ctx *fasthttp.RequestCtx) {
+	g.stampRequest(ctx)
+	ctx.Response.Header.SetBytesKV(hdrRequestID, requestID(ctx))
 }
 
 // requestID returns the id stamp set on the request.

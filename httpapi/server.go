@@ -89,9 +89,17 @@ func (s *Server) Shutdown(ctx context.Context) error {
 // Handler returns the request handler, for tests and embedding.
 func (s *Server) Handler() fasthttp.RequestHandler { return s.handle }
 
-// handle is the single entry point: request id, CORS, routing, auth.
+// handle is the single entry point: request id, CORS, routing, auth. The
+// request id goes on the response last, since a proxied answer replaces
+// the response headers.
 func (s *Server) handle(ctx *fasthttp.RequestCtx) {
-	s.ids.stamp(ctx)
+	s.ids.stampRequest(ctx)
+	s.route(ctx)
+	ctx.Response.Header.SetBytesKV(hdrRequestID, requestID(ctx))
+}
+
+// route answers the request.
+func (s *Server) route(ctx *fasthttp.RequestCtx) {
 	if s.cors != nil && s.cors.apply(ctx) {
 		return
 	}
