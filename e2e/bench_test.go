@@ -36,9 +36,9 @@ func BenchmarkDaemon(b *testing.B) {
 		"LLAMACTL_AUTH_REQUIRE_MANAGEMENT_AUTH": "false",
 	})
 	bare := startBareProxy(b, open.direct)
-	run := func(b *testing.B, targets []*loadgen.Target, body []byte, conc int, stream bool) []float64 {
+	run := func(b *testing.B, targets []*loadgen.Target, body []byte, conc, n int, stream bool) []float64 {
 		b.Helper()
-		rates, err := loadgen.Interleave(targets, body, conc, b.N, stream)
+		rates, err := loadgen.Interleave(targets, body, conc, n, stream)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -47,7 +47,7 @@ func BenchmarkDaemon(b *testing.B) {
 	for _, conc := range []int{4, 64} {
 		b.Run(fmt.Sprintf("chat/c=%d", conc), func(b *testing.B) {
 			r := run(b, []*loadgen.Target{{Addr: open.direct}, {Addr: open.proxy},
-				{Addr: authed.direct}, {Addr: authed.proxy, Key: benchKey}, {Addr: bare}}, loadgen.Chat, conc, false)
+				{Addr: authed.direct}, {Addr: authed.proxy, Key: benchKey}, {Addr: bare}}, loadgen.Chat, conc, b.N, false)
 			b.ReportMetric(r[0], "direct-req/s")
 			b.ReportMetric(r[1], "proxy-req/s")
 			b.ReportMetric(r[1]/r[0], "ratio")
@@ -58,12 +58,23 @@ func BenchmarkDaemon(b *testing.B) {
 	b.Run("sse16/c=4", func(b *testing.B) {
 		r := run(b, []*loadgen.Target{{Addr: open.direct, Redial: true}, {Addr: open.proxy},
 			{Addr: authed.direct, Redial: true}, {Addr: authed.proxy, Key: benchKey},
-			{Addr: open.proxy, Redial: true}}, loadgen.Stream, 4, true)
+			{Addr: open.proxy, Redial: true}}, loadgen.Stream, 4, b.N, true)
 		b.ReportMetric(r[0], "direct-req/s")
 		b.ReportMetric(r[1], "proxy-req/s")
 		b.ReportMetric(r[1]/r[0], "ratio")
 		b.ReportMetric(r[3]/r[2], "ratio-auth")
 		b.ReportMetric(r[4]/r[0], "ratio-redial")
+	})
+	// With generation paced like a fast small model (5ms a token), the
+	// proxy's own cost should all but vanish.
+	b.Run("paced/c=16", func(b *testing.B) {
+		n := max(b.N/20, 40)
+		chat := run(b, []*loadgen.Target{{Addr: open.paced}, {Addr: open.proxy}}, loadgen.ChatFor("paced"), 16, n, false)
+		sse := run(b, []*loadgen.Target{{Addr: open.paced, Redial: true}, {Addr: open.proxy}},
+			loadgen.StreamFor("paced"), 16, n, true)
+		b.ReportMetric(chat[0], "direct-req/s")
+		b.ReportMetric(chat[1]/chat[0], "ratio")
+		b.ReportMetric(sse[1]/sse[0], "ratio-sse")
 	})
 	b.Run("ttfc", func(b *testing.B) {
 		t, err := loadgen.FirstChunks([]*loadgen.Target{{Addr: open.direct, Redial: true}, {Addr: open.proxy},
@@ -117,11 +128,13 @@ func startBareProxy(b *testing.B, upstream string) string {
 	return strings.TrimSpace(line)
 }
 
-// benchDaemon is a daemon serving one instance, "tiny".
+// benchDaemon is a daemon serving instance "tiny" and "paced", whose
+// generation takes 5ms a token.
 type benchDaemon struct {
 	d      *daemon
 	proxy  string // the daemon's listen address
-	direct string // the instance's own address
+	direct string // the address of instance tiny
+	paced  string // the address of instance paced
 }
 
 // startBenchDaemon starts a daemon with env added to its environment and
@@ -130,9 +143,11 @@ func startBenchDaemon(b *testing.B, env map[string]string) *benchDaemon {
 	b.Helper()
 	fd := newFleetDir(b)
 	fd.writeSpec(b, "tiny.yaml", "model: /models/tiny.gguf\n")
+	fd.writeSpec(b, "paced.yaml", "model: /models/paced.gguf\nenv:\n  FAKELLAMA_TOKEN_DELAY: 5ms\n")
 	d := startDaemon(b, fd, daemonOpts{Env: env})
-	inst := d.waitHealthy("tiny")
-	return &benchDaemon{d: d, proxy: strings.TrimPrefix(d.URL, "http://"), direct: "127.0.0.1:" + strconv.Itoa(inst.Port)}
+	tiny, paced := d.waitHealthy("tiny"), d.waitHealthy("paced")
+	return &benchDaemon{d: d, proxy: strings.TrimPrefix(d.URL, "http://"),
+		direct: "127.0.0.1:" + strconv.Itoa(tiny.Port), paced: "127.0.0.1:" + strconv.Itoa(paced.Port)}
 }
 
 // procStatus returns the kB fields of /proc/PID/status.

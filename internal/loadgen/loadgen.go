@@ -20,12 +20,22 @@ import (
 	"github.com/valyala/fasthttp"
 )
 
-// Bodies of the benchmarked requests: a small chat completion, and the
-// same request streamed.
+// Bodies of the benchmarked requests to model "tiny": a small chat
+// completion, and the same request streamed.
 var (
-	Chat   = []byte(`{"model":"tiny","max_tokens":8,"messages":[{"role":"user","content":"hi"}]}`)
-	Stream = []byte(`{"model":"tiny","stream":true,"messages":[{"role":"user","content":"hi"}]}`)
+	Chat   = ChatFor("tiny")
+	Stream = StreamFor("tiny")
 )
+
+// ChatFor is a small chat completion (8 tokens) for model.
+func ChatFor(model string) []byte {
+	return []byte(`{"model":"` + model + `","max_tokens":8,"messages":[{"role":"user","content":"hi"}]}`)
+}
+
+// StreamFor is a streamed chat completion for model.
+func StreamFor(model string) []byte {
+	return []byte(`{"model":"` + model + `","stream":true,"messages":[{"role":"user","content":"hi"}]}`)
+}
 
 // Path is where the requests go.
 const Path = "/v1/chat/completions"
