@@ -28,23 +28,27 @@ func newIDGen() *idGen {
 	return &idGen{prefix: append(p, '-')}
 }
 
+// maxRequestIDLen bounds a kept incoming request id.
+const maxRequestIDLen = 128
+
 // stampRequest gives the request its id, kept on the request (where the
 // proxy forwards it and requestID reads it back): a sane incoming
-// X-Request-Id is kept, otherwise a new one is made.
-func (g *idGen) stampRequest(ctx *fasthttp.RequestCtx) {
+// X-Request-Id is kept, otherwise a new one is made. It returns the id
+// appended to buf, which the caller owns.
+func (g *idGen) stampRequest(ctx *fasthttp.RequestCtx, buf []byte) []byte {
 	if in := ctx.Request.Header.PeekBytes(hdrRequestID); saneRequestID(in) {
-		return
+		return append(buf, in...)
 	}
-	var buf [40]byte
-	id := append(buf[:0], g.prefix...)
+	id := append(buf, g.prefix...)
 	id = strconv.AppendUint(id, g.n.Add(1), 36)
 	ctx.Request.Header.SetBytesKV(hdrRequestID, id)
+	return id
 }
 
 // stamp is stampRequest that also puts the id on the response.
 func (g *idGen) stamp(ctx *fasthttp.RequestCtx) {
-	g.stampRequest(ctx)
-	ctx.Response.Header.SetBytesKV(hdrRequestID, requestID(ctx))
+	var buf [maxRequestIDLen]byte
+	ctx.Response.Header.SetBytesKV(hdrRequestID, g.stampRequest(ctx, buf[:0]))
 }
 
 // requestID returns the id stamp set on the request.
@@ -52,9 +56,9 @@ func requestID(ctx *fasthttp.RequestCtx) []byte {
 	return ctx.Request.Header.PeekBytes(hdrRequestID)
 }
 
-// saneRequestID accepts 1-128 of [A-Za-z0-9._:-].
+// saneRequestID accepts 1-maxRequestIDLen of [A-Za-z0-9._:-].
 func saneRequestID(b []byte) bool {
-	if len(b) == 0 || len(b) > 128 {
+	if len(b) == 0 || len(b) > maxRequestIDLen {
 		return false
 	}
 	for _, c := range b {

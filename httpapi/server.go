@@ -93,9 +93,10 @@ func (s *Server) Handler() fasthttp.RequestHandler { return s.handle }
 // request id goes on the response last, since a proxied answer replaces
 // the response headers.
 func (s *Server) handle(ctx *fasthttp.RequestCtx) {
-	s.ids.stampRequest(ctx)
+	var buf [maxRequestIDLen]byte
+	id := s.ids.stampRequest(ctx, buf[:0])
 	s.route(ctx)
-	ctx.Response.Header.SetBytesKV(hdrRequestID, requestID(ctx))
+	ctx.Response.Header.SetBytesKV(hdrRequestID, id)
 }
 
 // route answers the request.

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"sync"
@@ -116,5 +117,40 @@ func TestBatchWriterConcurrent(t *testing.T) {
 	}
 	if writes > writers*lines/10 {
 		t.Errorf("%d lines took %d writes", writers*lines, writes)
+	}
+}
+
+// TestLoggerLines checks the daemon's JSON log lines: level, message and
+// a current RFC 3339 time on every line, written in order once flushed.
+func TestLoggerLines(t *testing.T) {
+	dst := &lockedBuf{}
+	log, flush := newLogger(dst, "info", "json")
+	before := time.Now().Add(-time.Second)
+	for i := range 3 {
+		log.Info().Int("i", i).Msg("line")
+	}
+	log.Debug().Msg("hidden")
+	flush()
+	after := time.Now().Add(time.Second)
+	out, _ := dst.snapshot()
+	lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
+	if len(lines) != 3 {
+		t.Fatalf("%d lines: %q", len(lines), out)
+	}
+	for i, l := range lines {
+		var rec struct {
+			Level, Message, Time string
+			I                    int
+		}
+		if err := json.Unmarshal([]byte(l), &rec); err != nil {
+			t.Fatalf("line %q: %v", l, err)
+		}
+		ts, err := time.Parse(time.RFC3339, rec.Time)
+		if err != nil || ts.Before(before.Truncate(time.Second)) || ts.After(after) {
+			t.Fatalf("line %q: time %q (%v), want about now", l, rec.Time, err)
+		}
+		if rec.Level != "info" || rec.Message != "line" || rec.I != i {
+			t.Fatalf("line %d: %q", i, l)
+		}
 	}
 }

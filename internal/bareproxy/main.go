@@ -30,7 +30,10 @@ func main() {
 		os.Exit(2)
 	}
 	dialer := &net.Dialer{Timeout: 10 * time.Second}
-	c := &fasthttp.HostClient{Addr: *upstream, Dial: func(a string) (net.Conn, error) { return dialer.Dial("tcp", a) }}
+	// Idle connections are dropped before llama-server's keep-alive
+	// timeout (5s) would close them under a request.
+	c := &fasthttp.HostClient{Addr: *upstream, MaxIdleConnDuration: 4 * time.Second,
+		Dial: func(a string) (net.Conn, error) { return dialer.Dial("tcp", a) }}
 	srv := &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) {
 		if err := c.Do(&ctx.Request, &ctx.Response); err != nil {
 			ctx.Error(err.Error(), fasthttp.StatusBadGateway)

@@ -15,6 +15,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -179,7 +180,29 @@ func setRequest(req *fasthttp.Request, t *Target, body []byte) {
 // send writes req on c, dialing first if c has no connection, and reads
 // the response header; with stream the body is left to read from
 // resp.BodyStream(), else it is read whole.
+//
+// A kept connection that the server closed while it was idle (llama-server
+// does after 5s) fails before any answer; then the request is sent again
+// on a new connection, as HTTP clients do.
 func (t *Target) send(c *conn, req *fasthttp.Request, resp *fasthttp.Response, stream bool) error {
+	reused := c.nc != nil
+	err := t.sendOnce(c, req, resp, stream)
+	if err != nil && reused && closedBeforeAnswer(err) {
+		c.drop()
+		err = t.sendOnce(c, req, resp, stream)
+	}
+	return err
+}
+
+// closedBeforeAnswer reports the errors of a connection the server had
+// already closed: a failed write, or an end of stream before the first
+// response byte (a body cut short is io.ErrUnexpectedEOF, not retried).
+func closedBeforeAnswer(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
+}
+
+func (t *Target) sendOnce(c *conn, req *fasthttp.Request, resp *fasthttp.Response, stream bool) error {
+	resp.Reset()
 	if c.nc == nil {
 		nc, err := dial(t.Addr)
 		if err != nil {
@@ -199,7 +222,6 @@ func (t *Target) send(c *conn, req *fasthttp.Request, resp *fasthttp.Response, s
 	if err := c.bw.Flush(); err != nil {
 		return err
 	}
-	resp.Reset()
 	resp.StreamBody = stream
 	return resp.Read(c.br)
 }

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // server answers chat completions; streamed ones in three flushed chunks,
@@ -69,5 +70,32 @@ func TestInterleaveReportsFailures(t *testing.T) {
 	_, err := Interleave([]*Target{{Addr: server(t, 500, &n)}}, Chat, 2, 6, false)
 	if err == nil || !strings.Contains(err.Error(), "failed") || !strings.Contains(err.Error(), "status 500") {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+// TestIdleCloseIsRetried: a server that closes connections idle for 50ms
+// (while the other target's slow round runs) costs no failed request.
+func TestIdleCloseIsRetried(t *testing.T) {
+	var n, slow atomic.Int64
+	quick := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		n.Add(1)
+		_, _ = io.WriteString(w, `{}`)
+	}))
+	quick.Config.IdleTimeout = 50 * time.Millisecond
+	quick.Start()
+	t.Cleanup(quick.Close)
+	slowSrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		slow.Add(1)
+		time.Sleep(120 * time.Millisecond)
+	}))
+	t.Cleanup(slowSrv.Close)
+	targets := []*Target{{Addr: strings.TrimPrefix(quick.URL, "http://")}, {Addr: strings.TrimPrefix(slowSrv.URL, "http://")}}
+	if _, err := Interleave(targets, Chat, 2, 20, false); err != nil {
+		t.Fatal(err)
+	}
+	if n.Load() < 20 || slow.Load() != 20 {
+		t.Fatalf("served %d and %d, want 20 each (more for retries)", n.Load(), slow.Load())
 	}
 }
