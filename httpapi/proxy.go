@@ -203,12 +203,22 @@ func (s *Server) restamp(ctx *fasthttp.RequestCtx) {
 // reach the client: hop-by-hop headers, the upstream's Date and Server
 // (ours are sent), its request id and CORS headers (ours, if any). The
 // framing is left as it is: the body is written whole, with its length.
-// One pass finds the names (llama-server sends three: Keep-Alive, Server
-// and Access-Control-Allow-Origin), copied aside since deleting moves
-// the header's storage; another pass runs only if a first found more
-// than fit.
+//
+// The usual names go first, as a parsed header spells them, without the
+// key normalization DelBytes would do. A pass over what is left then
+// catches any other spelling and CORS header, deleting each by its
+// stored name, copied aside first since deleting moves the header's
+// storage.
 func cleanResponseHeaders(h *fasthttp.ResponseHeader) {
 	h.ResetConnectionClose()
+	h.Del(fasthttp.HeaderServer)
+	// Deleting by a name as stored needs no normalization (a stored name
+	// may be spelt otherwise only if normalizing was off when it was set).
+	h.DisableNormalizing()
+	defer h.EnableNormalizing()
+	for _, k := range usualResponseSkips {
+		h.DelBytes(k)
+	}
 	const maxNames, maxLen = 8, 48
 	for {
 		var names [maxNames][maxLen]byte
@@ -241,6 +251,14 @@ func cleanResponseHeaders(h *fasthttp.ResponseHeader) {
 			}
 		}
 	}
+}
+
+// usualResponseSkips are the names cleanResponseHeaders deletes first, as
+// a parsed header spells them (llama-server sends Keep-Alive and
+// Access-Control-Allow-Origin).
+var usualResponseSkips = [][]byte{
+	[]byte(fasthttp.HeaderConnection), []byte("Keep-Alive"), []byte(fasthttp.HeaderDate),
+	hdrRequestID, []byte(fasthttp.HeaderAccessControlAllowOrigin),
 }
 
 // isFraming reports Content-Length and Transfer-Encoding.
