@@ -14,7 +14,7 @@ func TestDropHeaders(t *testing.T) {
 	for _, kv := range [][2]string{
 		{"authorization", "Bearer a"}, {"X-Api-Key", "k"}, {"Proxy-Authorization", "p"}, {"keep-alive", "5"},
 		{"Proxy-Connection", "x"}, {"TE", "trailers"}, {"Trailer", "X-T"}, {"Upgrade", "h2c"},
-		{"Connection", "close"}, {"X-Kept", "1"}, {"Content-Type", "application/json"}, {"Cookie", "c=1"},
+		{"Connection", "close"}, {"Expect", "100-continue"}, {"X-Kept", "1"}, {"Content-Type", "application/json"}, {"Cookie", "c=1"},
 	} {
 		h.Add(kv[0], kv[1])
 	}

@@ -90,12 +90,15 @@ func isTimeout(err error) bool {
 	return errors.As(err, &te) && te.Timeout()
 }
 
-// hop-by-hop and credential headers never forwarded upstream.
+// hop-by-hop and credential headers never forwarded upstream, and Expect.
 var dropRequestHeaders = [][]byte{
 	[]byte(fasthttp.HeaderAuthorization), hdrXAPIKey,
 	[]byte(fasthttp.HeaderConnection), []byte("Keep-Alive"), []byte(fasthttp.HeaderProxyAuthorization),
 	[]byte("Proxy-Connection"), []byte(fasthttp.HeaderTE), []byte(fasthttp.HeaderTrailer),
 	[]byte(fasthttp.HeaderUpgrade),
+	// The body has been read whole before it is forwarded: the upstream
+	// has nothing to confirm.
+	[]byte(fasthttp.HeaderExpect),
 }
 
 // dropHeaders deletes dropRequestHeaders from h. One pass finds which are

@@ -158,3 +158,40 @@ func TestUpstreamGone(t *testing.T) {
 	}
 	waitFor(t, "release", func() bool { return r.inFlight.Load() == 0 })
 }
+
+// TestExpectContinue: a client that sends "Expect: 100-continue" (curl
+// does for large bodies) gets its 100 Continue from llamactl, then the
+// answer, on the JSON and the streamed path alike.
+func TestExpectContinue(t *testing.T) {
+	up := startFakellama(t, "tiny", "FAKELLAMA_TOKENS=3")
+	r := &routes{addrs: map[string]string{"tiny": up}}
+	ts := newTestServer(t, Config{}, proxyFleet(r), ServerInfo{})
+	for _, body := range []string{`{"model":"tiny","max_tokens":3}`, `{"model":"tiny","stream":true}`} {
+		conn, err := net.Dial("tcp", strings.TrimPrefix(ts.base, "http://"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		br := bufio.NewReader(conn)
+		fmt.Fprintf(conn, "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"+
+			"Expect: 100-continue\r\nContent-Length: %d\r\n\r\n", len(body))
+		line, err := br.ReadString('\n')
+		if err != nil || !strings.HasPrefix(line, "HTTP/1.1 100 Continue") {
+			t.Fatalf("%s: first line %q, %v", body, line, err)
+		}
+		if _, err := br.ReadString('\n'); err != nil { // the empty line
+			t.Fatal(err)
+		}
+		_, _ = io.WriteString(conn, body)
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatalf("%s: %v", body, err)
+		}
+		b, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		conn.Close()
+		if err != nil || resp.StatusCode != 200 || !strings.Contains(string(b), "chat.completion") {
+			t.Fatalf("%s: status %d, %v, body %s", body, resp.StatusCode, err, b)
+		}
+	}
+	waitFor(t, "release", func() bool { return r.inFlight.Load() == 0 })
+}
