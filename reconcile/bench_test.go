@@ -55,6 +55,9 @@ func BenchmarkEditToSpawn(b *testing.B) {
 // debounce. Each instance is deleted again, untimed, before the next.
 func BenchmarkCreateToSpawn(b *testing.B) {
 	dir, state := b.TempDir(), b.TempDir()
+	// A stopped instance stays: a directory left with no spec file never
+	// prunes anything, so without it the removals below would not count.
+	writeFile(b, filepath.Join(dir, "keeper.yaml"), fakeSpec(state, "keeper", "state: stopped"))
 	l, m := newRealLoop(b, dir, func(o *Options) { o.Debounce = 50 * time.Millisecond })
 	var lat []time.Duration
 	b.ResetTimer()
