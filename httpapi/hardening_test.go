@@ -237,9 +237,13 @@ func TestAccessLog(t *testing.T) {
 	resp, body = ts.do(t, "POST", "/v1/chat/completions", []byte(`{"model":"stopped"}`),
 		"Content-Type", "application/json", "X-API-Key", "very-secret-key")
 	expect(t, resp, body, 503)
-	waitFor(t, "access log", func() bool { return strings.Count(buf.String(), "\n") >= 2 })
+	resp, body = ts.do(t, "POST", "/api/v1/v1/completions", []byte(`{"model":"echo"}`),
+		"Content-Type", "application/json", "X-API-Key", "very-secret-key")
+	expect(t, resp, body, 200)
+	waitFor(t, "access log", func() bool { return strings.Count(buf.String(), "\n") >= 3 })
 	out := buf.String()
 	for _, want := range []string{`"request_id":"log-me"`, `"method":"POST"`, `"path":"/v1/chat/completions"`,
+		`"path":"/api/v1/v1/completions"`,
 		`"instance":"echo"`, `"model":"echo"`, `"status":200`, `"bytes":`, `"duration":`, `"message":"proxy"`, `"model":"stopped"`, `"status":503`} {
 		if !strings.Contains(out, want) {
 			t.Errorf("access log lacks %s:\n%s", want, out)

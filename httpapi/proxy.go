@@ -130,6 +130,17 @@ type proxyCall struct {
 	apiKey   string // the instance's own llama-server key, sent as Bearer
 	release  func() // from Acquire; called when the response ends
 	start    time.Time
+	// clientPath is the path the client asked for, when the request's
+	// own was rewritten in place (forwardWhole); empty otherwise.
+	clientPath string
+}
+
+// loggedPath is the path the client asked for.
+func (pc *proxyCall) loggedPath(ctx *fasthttp.RequestCtx) []byte {
+	if pc.clientPath != "" {
+		return []byte(pc.clientPath)
+	}
+	return ctx.Path()
 }
 
 var uriPool = sync.Pool{New: func() any { b := make([]byte, 0, 256); return &b }}
@@ -149,6 +160,7 @@ func (s *Server) forwardWhole(ctx *fasthttp.RequestCtx, pc proxyCall) {
 		req.Header.Set(fasthttp.HeaderAuthorization, "Bearer "+pc.apiKey)
 	}
 	if string(req.URI().Path()) != pc.path {
+		pc.clientPath = string(req.URI().Path()) // for the access log
 		s.setUpstreamURI(ctx, req, pc.path)
 	}
 	req.Header.SetHost(pc.addr)
@@ -449,7 +461,7 @@ func (s *Server) accessLog(ctx *fasthttp.RequestCtx, pc *proxyCall, status int, 
 	}
 	ev.Bytes("request_id", requestID(ctx)).
 		Bytes("method", ctx.Method()).
-		Bytes("path", ctx.Path()).
+		Bytes("path", pc.loggedPath(ctx)).
 		Str("instance", pc.instance).
 		Str("model", pc.model).
 		Int("status", status).
