@@ -105,6 +105,10 @@ var dropRequestHeaders = [][]byte{
 // present (usually none but Authorization), so the common request costs
 // one scan rather than a lookup per dropped name.
 func dropHeaders(h *fasthttp.RequestHeader) {
+	// Trailer fields (of a chunked request body) are not among All's
+	// headers, and deleting Trailer turns them into headers: do it first,
+	// so that the scan sees a credential sent as a trailer.
+	h.Del(fasthttp.HeaderTrailer)
 	var found uint32 // bit i: dropRequestHeaders[i] (fewer than 32) is present
 	for k := range h.All() {
 		for i, d := range dropRequestHeaders {
@@ -159,11 +163,19 @@ func (s *Server) forwardWhole(ctx *fasthttp.RequestCtx, pc proxyCall) {
 	if pc.apiKey != "" {
 		req.Header.Set(fasthttp.HeaderAuthorization, "Bearer "+pc.apiKey)
 	}
-	if string(req.URI().Path()) != pc.path {
-		pc.clientPath = string(req.URI().Path()) // for the access log
-		s.setUpstreamURI(ctx, req, pc.path)
+	if p := req.URI().Path(); string(p) != pc.path {
+		pc.clientPath = string(p) // for the access log
 	}
+	// The request line is written anew from the routed path: the
+	// client's may hold what routing normalized away, an absolute URI or
+	// user info (which fasthttp would send as credentials).
+	s.setUpstreamURI(ctx, req, pc.path)
 	req.Header.SetHost(pc.addr)
+	if !req.Header.IsHTTP11() {
+		// An HTTP/1.0 request would make llama-server close the pooled
+		// connection after answering.
+		req.Header.SetProtocol("HTTP/1.1")
+	}
 	if s.cfg.ProxyTimeout > 0 {
 		req.SetTimeout(s.cfg.ProxyTimeout)
 	}
@@ -217,7 +229,7 @@ func (s *Server) restamp(ctx *fasthttp.RequestCtx) {
 // cleanResponseHeaders removes from an upstream answer what must not
 // reach the client: hop-by-hop headers, the upstream's Date and Server
 // (ours are sent), its request id and CORS headers (ours, if any). The
-// framing is left as it is: the body is written whole, with its length.
+// framing (Content-Length, Transfer-Encoding) is left to fasthttp.
 //
 // The usual names go first, as a parsed header spells them, without the
 // key normalization DelBytes would do. A pass over what is left then

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -194,4 +195,116 @@ func TestExpectContinue(t *testing.T) {
 		}
 	}
 	waitFor(t, "release", func() bool { return r.inFlight.Load() == 0 })
+}
+
+// upstreamSeen is what a capturing upstream received.
+type upstreamSeen struct {
+	URI, Host, Auth, APIKey, Proto string
+}
+
+// captureUpstream answers JSON (or an SSE stream for "stream" in the
+// query) and records each request.
+func captureUpstream(t *testing.T) (string, func() upstreamSeen) {
+	t.Helper()
+	var mu sync.Mutex
+	var seen upstreamSeen
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		mu.Lock()
+		seen = upstreamSeen{r.RequestURI, r.Host, r.Header.Get("Authorization"), r.Header.Get("X-Api-Key"), r.Proto}
+		mu.Unlock()
+		if strings.Contains(r.URL.RawQuery, "stream") {
+			w.Header().Set("Content-Type", "text/event-stream")
+			_, _ = io.WriteString(w, "data: [DONE]\n\n")
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"object":"chat.completion"}`)
+	}))
+	t.Cleanup(srv.Close)
+	return srv.Listener.Addr().String(), func() upstreamSeen { mu.Lock(); defer mu.Unlock(); return seen }
+}
+
+// TestUpstreamRequestLine checks what the upstream receives for request
+// lines a client may send: the routed, normalized path with the query,
+// the instance's own address as Host, HTTP/1.1, and no credential, be it
+// user info in an absolute URI or an API key sent as a trailer.
+func TestUpstreamRequestLine(t *testing.T) {
+	up, last := captureUpstream(t)
+	r := &routes{addrs: map[string]string{"cap": up}}
+	ts := newTestServer(t, Config{}, proxyFleet(r), ServerInfo{})
+	addr := strings.TrimPrefix(ts.base, "http://")
+	for _, stream := range []bool{false, true} {
+		body, query := `{"model":"cap"}`, "q=1"
+		if stream {
+			body, query = `{"model":"cap","stream":true}`, "stream=1"
+		}
+		for _, c := range []struct{ name, line, proto, extra string }{
+			{"plain", "/v1/chat/completions?" + query, "HTTP/1.1", ""},
+			{"double slash", "/v1//chat/completions?" + query, "HTTP/1.1", ""},
+			{"dot segment", "/v1/x/../chat/completions?" + query, "HTTP/1.1", ""},
+			{"absolute with user info", "http://alice:s3cret@client.example/v1/chat/completions?" + query, "HTTP/1.1", ""},
+			{"absolute https", "https://client.example/v1/chat/completions?" + query, "HTTP/1.1", ""},
+			{"http/1.0", "/v1/chat/completions?" + query, "HTTP/1.0", ""},
+		} {
+			t.Run(fmt.Sprintf("%s/stream=%v", c.name, stream), func(t *testing.T) {
+				raw := fmt.Sprintf("POST %s %s\r\nHost: client.example\r\nContent-Type: application/json\r\n"+
+					"Content-Length: %d\r\n\r\n%s", c.line, c.proto, len(body), body)
+				status := rawStatus(t, addr, raw)
+				if status != 200 {
+					t.Fatalf("status %d", status)
+				}
+				got := last()
+				want := upstreamSeen{URI: "/v1/chat/completions?" + query, Host: up, Proto: "HTTP/1.1"}
+				if got != want {
+					t.Fatalf("upstream saw %+v, want %+v", got, want)
+				}
+			})
+		}
+		t.Run(fmt.Sprintf("key as trailer/stream=%v", stream), func(t *testing.T) {
+			raw := fmt.Sprintf("POST /v1/chat/completions?%s HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"+
+				"Trailer: X-Api-Key\r\nTransfer-Encoding: chunked\r\n\r\n%x\r\n%s\r\n0\r\nX-Api-Key: secret-key\r\n\r\n",
+				query, len(body), body)
+			if status := rawStatus(t, addr, raw); status != 200 {
+				t.Fatalf("status %d", status)
+			}
+			if got := last(); got.APIKey != "" || got.Auth != "" {
+				t.Fatalf("credential forwarded: %+v", got)
+			}
+		})
+	}
+	t.Run("key as trailer/passthrough", func(t *testing.T) {
+		raw := "POST /api/v1/instances/cap/proxy/v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n" +
+			"Trailer: X-Api-Key\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\nX-Api-Key: secret-key\r\n\r\n"
+		if status := rawStatus(t, addr, raw); status != 200 {
+			t.Fatalf("status %d", status)
+		}
+		if got := last(); got.APIKey != "" || got.Auth != "" {
+			t.Fatalf("credential forwarded: %+v", got)
+		}
+	})
+	waitFor(t, "release", func() bool { return r.inFlight.Load() == 0 })
+}
+
+// rawStatus sends raw on a new connection and returns the status of the
+// answer, whose body it reads whole.
+func rawStatus(t *testing.T, addr, raw string) int {
+	t.Helper()
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := io.WriteString(conn, raw); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if _, err := io.ReadAll(resp.Body); err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode
 }

@@ -12,7 +12,8 @@ import (
 
 // newLogger writes JSON when w is not a terminal and human-readable
 // console lines when it is (format "auto"), or what format forces. JSON
-// lines are written in batches (batchWriter): call flush before exiting.
+// lines are written in batches (batchWriter): call flush before exiting;
+// lines logged after it are written at once.
 func newLogger(w io.Writer, level, format string) (log zerolog.Logger, flush func()) {
 	lvl, err := zerolog.ParseLevel(level)
 	if err != nil {
@@ -29,7 +30,7 @@ func newLogger(w io.Writer, level, format string) (log zerolog.Logger, flush fun
 		w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.TimeOnly}
 	} else {
 		bw := newBatchWriter(w, batchDelay, batchSize)
-		w, flush = bw, func() { _ = bw.Flush() }
+		w, flush = bw, func() { _ = bw.Close() }
 	}
 	return zerolog.New(w).Level(lvl).Hook(timestampHook{}), flush
 }

@@ -13,13 +13,16 @@ import (
 // rule) for every access line. A line that comes after a quiet spell of
 // batchDelay is written at once, and so are lines at warn level and above
 // (with everything before them); other lines wait at most batchDelay, or
-// until batchSize bytes are pending. Flush writes what is pending; call
-// it before the process exits.
+// until batchSize bytes are pending. Flush writes what is pending; Close
+// does too and turns batching off, so that nothing logged later (by a
+// goroutine still ending) waits for a timer that may never fire: call it
+// before the process exits.
 type batchWriter struct {
 	mu      sync.Mutex
 	w       io.Writer
 	buf     []byte
 	armed   bool      // a flush is scheduled
+	closed  bool      // Close was called: write every line at once
 	last    time.Time // of the last write to w
 	timer   *time.Timer
 	delay   time.Duration
@@ -52,7 +55,7 @@ func (b *batchWriter) WriteLevel(level zerolog.Level, p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.buf = append(b.buf, p...)
-	if level >= zerolog.WarnLevel || len(b.buf) >= b.maxSize || !b.armed && time.Since(b.last) >= b.delay {
+	if b.closed || level >= zerolog.WarnLevel || len(b.buf) >= b.maxSize || !b.armed && time.Since(b.last) >= b.delay {
 		if err := b.flushLocked(); err != nil {
 			return len(p), err
 		}
@@ -80,6 +83,14 @@ func (b *batchWriter) timed() {
 func (b *batchWriter) Flush() error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	return b.flushLocked()
+}
+
+// Close writes everything pending; later lines are written at once.
+func (b *batchWriter) Close() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.closed = true
 	return b.flushLocked()
 }
 

@@ -79,6 +79,16 @@ func TestBatchWriter(t *testing.T) {
 	if out, _ := dst.snapshot(); !strings.HasSuffix(out, "0123456789\nx\n") {
 		t.Fatalf("after Flush: %q", out)
 	}
+	// After Close every line goes out at once, even in a burst.
+	_, _ = bw.Write([]byte("y\n"))
+	if err := bw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	_, _ = bw.Write([]byte("after\n"))
+	_, _ = bw.Write([]byte("close\n"))
+	if out, _ := dst.snapshot(); !strings.HasSuffix(out, "x\ny\nafter\nclose\n") {
+		t.Fatalf("after Close: %q", out)
+	}
 }
 
 // TestBatchWriterConcurrent checks that concurrent loggers lose no line

@@ -230,6 +230,8 @@ func (t *Target) sendOnce(c *conn, req *fasthttp.Request, resp *fasthttp.Respons
 // connection is closed afterwards if the server asked for that, or after
 // a stream if t.Redial.
 func (t *Target) roundTrip(c *conn, req *fasthttp.Request, resp *fasthttp.Response, stream bool) error {
+	// Streams too are read whole here, chunk by chunk as they arrive: a
+	// rate counts complete answers (FirstChunks times the first chunk).
 	err := t.send(c, req, resp, false)
 	if err == nil && resp.StatusCode() != fasthttp.StatusOK {
 		err = fmt.Errorf("status %d: %.200s", resp.StatusCode(), resp.Body())
