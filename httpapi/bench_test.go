@@ -145,17 +145,7 @@ func BenchmarkProxy(b *testing.B) {
 		b.ReportMetric(rates[2]/direct, "ratio-auth")
 		b.ReportMetric(rates[3]/direct, "ratio-redial")
 	})
-	b.Run("ttfc", func(b *testing.B) {
-		t, err := loadgen.FirstChunks([]*loadgen.Target{{Addr: up, Redial: true}, {Addr: open}, {Addr: open, Redial: true}},
-			max(b.N/10, 20))
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.ReportMetric(float64(t[0].Microseconds()), "direct-µs")
-		b.ReportMetric(float64(t[1].Microseconds()), "proxy-µs")
-		b.ReportMetric(float64((t[1] - t[0]).Microseconds()), "overhead-µs")
-		b.ReportMetric(float64((t[2] - t[0]).Microseconds()), "overhead-redial-µs")
-	})
+	b.Run("ttfc", func(b *testing.B) { loadgen.ReportFirstChunks(b, up, open, max(b.N/10, 20)) })
 	b.Run("memory", func(b *testing.B) {
 		runtime.GC()
 		var ms runtime.MemStats

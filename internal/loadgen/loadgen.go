@@ -309,3 +309,26 @@ func (t *Target) firstChunk(req *fasthttp.Request, resp *fasthttp.Response, buf 
 	}
 	return d, err
 }
+
+// Reporter is what ReportFirstChunks needs of a *testing.B.
+type Reporter interface {
+	Helper()
+	Fatal(args ...any)
+	ReportMetric(n float64, unit string)
+}
+
+// ReportFirstChunks times n streams to first chunk (FirstChunks) straight
+// to direct (which closes after each stream) and through proxy, with the
+// client keeping its connection to the proxy and dialing anew for every
+// stream, and reports the medians and the proxy's overhead in µs.
+func ReportFirstChunks(b Reporter, direct, proxy string, n int) {
+	b.Helper()
+	t, err := FirstChunks([]*Target{{Addr: direct, Redial: true}, {Addr: proxy}, {Addr: proxy, Redial: true}}, n)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(float64(t[0].Microseconds()), "direct-µs")
+	b.ReportMetric(float64(t[1].Microseconds()), "proxy-µs")
+	b.ReportMetric(float64((t[1] - t[0]).Microseconds()), "overhead-µs")
+	b.ReportMetric(float64((t[2] - t[0]).Microseconds()), "overhead-redial-µs")
+}
