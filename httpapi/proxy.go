@@ -151,13 +151,15 @@ var uriPool = sync.Pool{New: func() any { b := make([]byte, 0, 256); return &b }
 
 // forwardWhole proxies a /v1 request whose answer is not a stream (those
 // take forwardStream) in place, as the plainest fasthttp proxy does: the
-// incoming request, its credentials and hop-by-hop headers removed, is
-// sent upstream as it is, and the answer is read whole straight into the
-// client's response, whose headers are then cleaned the same way. No
-// header or body is copied on the way; the body goes byte for byte.
+// incoming request, its credentials and hop-by-hop headers removed and
+// its request line written anew, is sent upstream, and the answer is read
+// whole straight into the client's response, whose headers are then
+// cleaned the same way. No header or body is copied on the way; the body
+// goes byte for byte. (fasthttp takes the client's Connection: close and
+// HTTP version from the request before the handler runs, so changing
+// them here does not change how the client's connection is kept.)
 func (s *Server) forwardWhole(ctx *fasthttp.RequestCtx, pc proxyCall) {
 	req := &ctx.Request
-	clientClose := req.Header.ConnectionClose()
 	dropHeaders(&req.Header)
 	req.Header.ResetConnectionClose()
 	if pc.apiKey != "" {
@@ -191,17 +193,11 @@ func (s *Server) forwardWhole(ctx *fasthttp.RequestCtx, pc proxyCall) {
 		}
 		writeOpenAIError(ctx, status, typeServer, "upstream_error", "",
 			"instance "+pc.instance+" did not answer: "+err.Error())
-		if clientClose {
-			ctx.SetConnectionClose()
-		}
 		s.accessLog(ctx, &pc, status, 0, err)
 		return
 	}
 	cleanResponseHeaders(&resp.Header)
 	s.restamp(ctx)
-	if clientClose {
-		ctx.SetConnectionClose()
-	}
 	s.accessLog(ctx, &pc, resp.StatusCode(), int64(len(resp.Body())), nil)
 }
 
