@@ -20,11 +20,7 @@ type lazyDeadline struct {
 	expired  atomic.Bool
 }
 
-func newLazyDeadline(d time.Duration) *lazyDeadline {
-	return &lazyDeadline{deadline: time.Now().Add(d)}
-}
-
-// lazyDeadlineAt is newLazyDeadline for a deadline already computed.
+// lazyDeadlineAt returns a lazyDeadline that expires at deadline.
 func lazyDeadlineAt(deadline time.Time) *lazyDeadline {
 	return &lazyDeadline{deadline: deadline}
 }

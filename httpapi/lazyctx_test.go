@@ -9,7 +9,7 @@ import (
 
 func TestLazyDeadline(t *testing.T) {
 	t.Run("expires once watched", func(t *testing.T) {
-		c := newLazyDeadline(20 * time.Millisecond)
+		c := lazyDeadlineAt(time.Now().Add(20 * time.Millisecond))
 		defer c.stop()
 		if d, ok := c.Deadline(); !ok || time.Until(d) > 20*time.Millisecond {
 			t.Fatalf("deadline %v %v", d, ok)
@@ -27,14 +27,14 @@ func TestLazyDeadline(t *testing.T) {
 		}
 	})
 	t.Run("already past", func(t *testing.T) {
-		c := newLazyDeadline(-time.Second)
+		c := lazyDeadlineAt(time.Now().Add(-time.Second))
 		<-c.Done()
 		if !errors.Is(c.Err(), context.DeadlineExceeded) {
 			t.Fatalf("err %v", c.Err())
 		}
 	})
 	t.Run("derived context", func(t *testing.T) {
-		c := newLazyDeadline(10 * time.Millisecond)
+		c := lazyDeadlineAt(time.Now().Add(10 * time.Millisecond))
 		defer c.stop()
 		child, cancel := context.WithCancel(c)
 		defer cancel()
@@ -48,7 +48,7 @@ func TestLazyDeadline(t *testing.T) {
 		}
 	})
 	t.Run("stopped", func(t *testing.T) {
-		c := newLazyDeadline(10 * time.Millisecond)
+		c := lazyDeadlineAt(time.Now().Add(10 * time.Millisecond))
 		c.stop()
 		select {
 		case <-c.Done():

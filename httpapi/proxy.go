@@ -242,37 +242,19 @@ func cleanResponseHeaders(h *fasthttp.ResponseHeader) {
 	for _, k := range usualResponseSkips {
 		h.DelBytes(k)
 	}
-	const maxNames, maxLen = 8, 48
-	for {
-		var names [maxNames][maxLen]byte
-		var lens [maxNames]int
-		n, more := 0, false
-		for k := range h.All() {
-			if skipResponseHeader(k) != hdrSkip || isFraming(k) {
-				continue
-			}
-			if n == maxNames || len(k) > maxLen {
-				more = true
-				continue
-			}
-			lens[n] = copy(names[n][:], k)
-			n++
+	var arena [256]byte
+	var endsArr [8]int
+	names, ends := arena[:0], endsArr[:0]
+	for k := range h.All() {
+		if skipResponseHeader(k) == hdrSkip && !isFraming(k) {
+			names = append(names, k...)
+			ends = append(ends, len(names))
 		}
-		for i := range n {
-			h.DelBytes(names[i][:lens[i]])
-		}
-		if !more {
-			return
-		}
-		if n == 0 {
-			// Only over-long names are left: delete them one by one.
-			for k := range h.All() {
-				if skipResponseHeader(k) == hdrSkip && !isFraming(k) {
-					h.DelBytes(bytes.Clone(k))
-					break
-				}
-			}
-		}
+	}
+	start := 0
+	for _, end := range ends {
+		h.DelBytes(names[start:end])
+		start = end
 	}
 }
 
