@@ -35,7 +35,7 @@ func BenchmarkDaemon(b *testing.B) {
 		"LLAMACTL_AUTH_REQUIRE_INFERENCE_AUTH":  "true",
 		"LLAMACTL_AUTH_REQUIRE_MANAGEMENT_AUTH": "false",
 	})
-	bare := startBareProxy(b, open.direct)
+	bare, barePid := startBareProxy(b, open.direct)
 	run := func(b *testing.B, targets []*loadgen.Target, body []byte, conc, n int, stream bool) []float64 {
 		b.Helper()
 		rates, err := loadgen.Interleave(targets, body, conc, n, stream)
@@ -46,13 +46,23 @@ func BenchmarkDaemon(b *testing.B) {
 	}
 	for _, conc := range []int{4, 64} {
 		b.Run(fmt.Sprintf("chat/c=%d", conc), func(b *testing.B) {
+			// Each proxy serves only its own target's requests, so the
+			// CPU it used over the run, per request, is its cost per
+			// request: a steadier measure than rates on a shared machine.
+			pids := []int{open.d.cmd.Process.Pid, authed.d.cmd.Process.Pid, barePid}
+			before := cpuTimes(b, pids)
 			r := run(b, []*loadgen.Target{{Addr: open.direct}, {Addr: open.proxy},
 				{Addr: authed.direct}, {Addr: authed.proxy, Key: benchKey}, {Addr: bare}}, loadgen.Chat, conc, b.N, false)
+			after := cpuTimes(b, pids)
+			perReq := func(i int) float64 { return float64(after[i]-before[i]) / 1e3 / float64(b.N) }
 			b.ReportMetric(r[0], "direct-req/s")
 			b.ReportMetric(r[1], "proxy-req/s")
 			b.ReportMetric(r[1]/r[0], "ratio")
 			b.ReportMetric(r[3]/r[2], "ratio-auth")
 			b.ReportMetric(r[4]/r[0], "ratio-bare")
+			b.ReportMetric(perReq(0), "cpu-µs/req")
+			b.ReportMetric(perReq(1), "cpu-µs/req-auth")
+			b.ReportMetric(perReq(2), "cpu-µs/req-bare")
 		})
 	}
 	b.Run("sse16/c=4", func(b *testing.B) {
@@ -91,8 +101,8 @@ func BenchmarkDaemon(b *testing.B) {
 }
 
 // startBareProxy builds and runs internal/bareproxy in front of upstream
-// and returns its address; a cleanup stops it.
-func startBareProxy(b *testing.B, upstream string) string {
+// and returns its address and pid; a cleanup stops it.
+func startBareProxy(b *testing.B, upstream string) (string, int) {
 	b.Helper()
 	bin := filepath.Join(b.TempDir(), "bareproxy")
 	if out, err := exec.Command("go", "build", "-o", bin, "llamactl/internal/bareproxy").CombinedOutput(); err != nil {
@@ -115,7 +125,36 @@ func startBareProxy(b *testing.B, upstream string) string {
 	if err != nil {
 		b.Fatalf("bareproxy did not print its address: %v", err)
 	}
-	return strings.TrimSpace(line)
+	return strings.TrimSpace(line), cmd.Process.Pid
+}
+
+// cpuTimes returns, for each process, the CPU time its threads have run
+// so far, in nanoseconds (the sum of /proc/PID/task/*/schedstat).
+func cpuTimes(b *testing.B, pids []int) []int64 {
+	b.Helper()
+	out := make([]int64, len(pids))
+	for i, pid := range pids {
+		tasks, err := filepath.Glob("/proc/" + strconv.Itoa(pid) + "/task/*/schedstat")
+		if err != nil || len(tasks) == 0 {
+			b.Fatalf("no threads found for pid %d: %v", pid, err)
+		}
+		for _, t := range tasks {
+			raw, err := os.ReadFile(t)
+			if err != nil {
+				continue // the thread has exited
+			}
+			f := strings.Fields(string(raw))
+			if len(f) == 0 {
+				b.Fatalf("%s: empty", t)
+			}
+			ns, err := strconv.ParseInt(f[0], 10, 64)
+			if err != nil {
+				b.Fatalf("%s: %v", t, err)
+			}
+			out[i] += ns
+		}
+	}
+	return out
 }
 
 // benchDaemon is a daemon serving instance "tiny" and "paced", whose
