@@ -28,3 +28,12 @@ type Fleet interface {
 }
 
 var _ Fleet = (*reconcile.Loop)(nil)
+
+// readyFleet is a Fleet that can hand out a ready instance without a
+// context (reconcile.Loop can): the proxy asks it first, and calls
+// Acquire only when it answers no.
+type readyFleet interface {
+	AcquireReady(model string) (name, addr string, release func(), ok bool)
+}
+
+var _ readyFleet = (*reconcile.Loop)(nil)

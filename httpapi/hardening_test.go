@@ -3,11 +3,14 @@ package httpapi
 import (
 	"bufio"
 	"bytes"
+	"encoding/json"
 	"fmt"
+	"maps"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -224,34 +227,79 @@ func TestHeaderAndBodyLimits(t *testing.T) {
 // syncBuffer is a goroutine-safe log sink.
 type syncBuffer = syncbuf.Buffer
 
+// TestAccessLog checks the access lines, written through the logger and
+// by hand (Config.AccessLog): the same fields either way, no key.
 func TestAccessLog(t *testing.T) {
+	keysOf := map[bool][]string{}
+	for _, hand := range []bool{false, true} {
+		t.Run(fmt.Sprintf("by hand=%v", hand), func(t *testing.T) {
+			echo, _ := echoUpstream(t)
+			r := &routes{addrs: map[string]string{"echo": echo}}
+			var buf syncBuffer
+			log := zerolog.New(&buf).Level(zerolog.InfoLevel).With().Timestamp().Logger()
+			cfg := Config{Logger: &log, RequireInferenceAuth: true, InferenceKeys: []string{"very-secret-key"}}
+			if hand {
+				cfg.AccessLog = &buf
+			}
+			ts := newTestServer(t, cfg, proxyFleet(r), ServerInfo{})
+			resp, body := ts.do(t, "POST", "/v1/chat/completions", []byte(`{"model":"echo"}`),
+				"Content-Type", "application/json", "Authorization", "Bearer very-secret-key", "X-Request-Id", "log-me")
+			expect(t, resp, body, 200)
+			resp, body = ts.do(t, "POST", "/v1/chat/completions", []byte(`{"model":"stopped"}`),
+				"Content-Type", "application/json", "X-API-Key", "very-secret-key")
+			expect(t, resp, body, 503)
+			resp, body = ts.do(t, "POST", "/api/v1/v1/completions", []byte(`{"model":"echo"}`),
+				"Content-Type", "application/json", "X-API-Key", "very-secret-key")
+			expect(t, resp, body, 200)
+			waitFor(t, "access log", func() bool { return strings.Count(buf.String(), "\n") >= 3 })
+			out := buf.String()
+			for _, want := range []string{`"request_id":"log-me"`, `"method":"POST"`, `"path":"/v1/chat/completions"`,
+				`"path":"/api/v1/v1/completions"`,
+				`"instance":"echo"`, `"model":"echo"`, `"status":200`, `"bytes":`, `"duration":`, `"message":"proxy"`, `"model":"stopped"`, `"status":503`} {
+				if !strings.Contains(out, want) {
+					t.Errorf("access log lacks %s:\n%s", want, out)
+				}
+			}
+			if strings.Contains(out, "very-secret-key") {
+				t.Fatalf("a key was logged:\n%s", out)
+			}
+			first, _, _ := strings.Cut(out, "\n")
+			var line map[string]any
+			if err := json.Unmarshal([]byte(first), &line); err != nil {
+				t.Fatalf("line %q: %v", first, err)
+			}
+			if d, ok := line["duration"].(float64); !ok || d < 0 || d > 60_000 {
+				t.Errorf("duration %v in %s", line["duration"], first)
+			}
+			if ts, ok := line["time"].(string); !ok || !timeNear(ts) {
+				t.Errorf("time %v in %s", line["time"], first)
+			}
+			keysOf[hand] = slices.Sorted(maps.Keys(line))
+		})
+	}
+	if !slices.Equal(keysOf[false], keysOf[true]) {
+		t.Fatalf("fields differ: logger %v, by hand %v", keysOf[false], keysOf[true])
+	}
+
+	// Above info, the hand-written lines are not written either.
 	echo, _ := echoUpstream(t)
-	r := &routes{addrs: map[string]string{"echo": echo}}
 	var buf syncBuffer
-	log := zerolog.New(&buf).Level(zerolog.InfoLevel)
-	cfg := Config{Logger: &log, RequireInferenceAuth: true, InferenceKeys: []string{"very-secret-key"}}
-	ts := newTestServer(t, cfg, proxyFleet(r), ServerInfo{})
-	resp, body := ts.do(t, "POST", "/v1/chat/completions", []byte(`{"model":"echo"}`),
-		"Content-Type", "application/json", "Authorization", "Bearer very-secret-key", "X-Request-Id", "log-me")
+	log := zerolog.New(&buf).Level(zerolog.WarnLevel)
+	ts := newTestServer(t, Config{Logger: &log, AccessLog: &buf}, proxyFleet(&routes{addrs: map[string]string{"echo": echo}}), ServerInfo{})
+	resp, body := ts.do(t, "POST", "/v1/chat/completions", []byte(`{"model":"echo"}`), "Content-Type", "application/json")
 	expect(t, resp, body, 200)
-	resp, body = ts.do(t, "POST", "/v1/chat/completions", []byte(`{"model":"stopped"}`),
-		"Content-Type", "application/json", "X-API-Key", "very-secret-key")
+	resp, body = ts.do(t, "POST", "/v1/chat/completions", []byte(`{"model":"stopped"}`), "Content-Type", "application/json")
 	expect(t, resp, body, 503)
-	resp, body = ts.do(t, "POST", "/api/v1/v1/completions", []byte(`{"model":"echo"}`),
-		"Content-Type", "application/json", "X-API-Key", "very-secret-key")
-	expect(t, resp, body, 200)
-	waitFor(t, "access log", func() bool { return strings.Count(buf.String(), "\n") >= 3 })
-	out := buf.String()
-	for _, want := range []string{`"request_id":"log-me"`, `"method":"POST"`, `"path":"/v1/chat/completions"`,
-		`"path":"/api/v1/v1/completions"`,
-		`"instance":"echo"`, `"model":"echo"`, `"status":200`, `"bytes":`, `"duration":`, `"message":"proxy"`, `"model":"stopped"`, `"status":503`} {
-		if !strings.Contains(out, want) {
-			t.Errorf("access log lacks %s:\n%s", want, out)
-		}
+	waitFor(t, "warning", func() bool { return strings.Contains(buf.String(), `"status":503`) })
+	if out := buf.String(); strings.Contains(out, `"status":200`) {
+		t.Fatalf("info line written at warn level:\n%s", out)
 	}
-	if strings.Contains(out, "very-secret-key") {
-		t.Fatalf("a key was logged:\n%s", out)
-	}
+}
+
+// timeNear reports whether s is an RFC 3339 time within a minute of now.
+func timeNear(s string) bool {
+	ts, err := time.Parse(time.RFC3339, s)
+	return err == nil && time.Since(ts).Abs() < time.Minute
 }
 
 func TestServerCommands(t *testing.T) {

@@ -31,13 +31,19 @@ func (s *Server) serveOpenAI(ctx *fasthttp.RequestCtx, rt route) {
 		writeOpenAIError(ctx, fasthttp.StatusBadRequest, typeInvalidRequest, code, "model", err.Error())
 		return
 	}
-	actx := lazyDeadlineAt(start.Add(s.cfg.AcquireTimeout))
-	name, addr, release, err := s.fleet.Acquire(actx, model)
-	actx.stop()
-	if err != nil {
-		s.writeAcquireError(ctx, model, err)
-		s.accessLog(ctx, &proxyCall{model: model, start: start}, ctx.Response.StatusCode(), 0, err)
-		return
+	name, addr, release, ok := "", "", func() {}, false
+	if s.ready != nil {
+		name, addr, release, ok = s.ready.AcquireReady(model)
+	}
+	if !ok {
+		actx := lazyDeadlineAt(start.Add(s.cfg.AcquireTimeout))
+		name, addr, release, err = s.fleet.Acquire(actx, model)
+		actx.stop()
+		if err != nil {
+			s.writeAcquireError(ctx, model, err)
+			s.accessLog(ctx, &proxyCall{model: model, start: start}, ctx.Response.StatusCode(), 0, err)
+			return
+		}
 	}
 	pc := proxyCall{
 		addr: addr, path: rt.rest, instance: name, model: model,

@@ -11,6 +11,7 @@ import (
 
 const headerRequestID = "X-Request-Id"
 
+// hdrRequestID is the header name in the canonical form SetCanonical needs.
 var hdrRequestID = []byte(headerRequestID)
 
 // idGen makes request ids: a random per-process prefix and a counter,
@@ -41,14 +42,14 @@ func (g *idGen) stampRequest(ctx *fasthttp.RequestCtx, buf []byte) []byte {
 	}
 	id := append(buf, g.prefix...)
 	id = strconv.AppendUint(id, g.n.Add(1), 36)
-	ctx.Request.Header.SetBytesKV(hdrRequestID, id)
+	ctx.Request.Header.SetCanonical(hdrRequestID, id)
 	return id
 }
 
 // stamp is stampRequest that also puts the id on the response.
 func (g *idGen) stamp(ctx *fasthttp.RequestCtx) {
 	var buf [maxRequestIDLen]byte
-	ctx.Response.Header.SetBytesKV(hdrRequestID, g.stampRequest(ctx, buf[:0]))
+	ctx.Response.Header.SetCanonical(hdrRequestID, g.stampRequest(ctx, buf[:0]))
 }
 
 // requestID returns the id stamp set on the request.

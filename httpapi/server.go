@@ -8,6 +8,7 @@ package httpapi
 import (
 	"context"
 	"errors"
+	"io"
 	"net"
 	"sync"
 	"time"
@@ -20,8 +21,12 @@ import (
 type Server struct {
 	cfg   Config
 	fleet Fleet
+	ready readyFleet // fleet, if it is one; else nil
 	info  ServerInfo
 	log   zerolog.Logger
+	// access takes the hand-written access lines (Config.AccessLog), nil
+	// when they go through log or are not logged at all.
+	access io.Writer
 
 	mgmtKeys  *keySet // nil: management API open
 	inferKeys *keySet // nil: /v1 open
@@ -41,8 +46,12 @@ func New(cfg Config, fleet Fleet, server ServerInfo) *Server {
 		server.CommandTimeout = 10 * time.Second
 	}
 	s := &Server{cfg: cfg, fleet: fleet, info: server, log: zerolog.Nop(), ids: newIDGen(), spec: openAPIDoc}
+	s.ready, _ = fleet.(readyFleet)
 	if cfg.Logger != nil {
 		s.log = *cfg.Logger
+		if cfg.AccessLog != nil && s.log.GetLevel() <= zerolog.InfoLevel && zerolog.GlobalLevel() <= zerolog.InfoLevel {
+			s.access = cfg.AccessLog
+		}
 	}
 	if ks := newKeySet(cfg.ManagementKeys); cfg.RequireManagementAuth && !ks.empty() {
 		s.mgmtKeys = ks
@@ -96,7 +105,7 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	var buf [maxRequestIDLen]byte
 	id := s.ids.stampRequest(ctx, buf[:0])
 	s.route(ctx)
-	ctx.Response.Header.SetBytesKV(hdrRequestID, id)
+	ctx.Response.Header.SetCanonical(hdrRequestID, id)
 }
 
 // route answers the request.

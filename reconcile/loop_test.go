@@ -368,6 +368,18 @@ func TestAcquireByNameAndAlias(t *testing.T) {
 		}
 		release()
 	}
+	for _, m := range []string{"a", "gpt-4o"} {
+		name, addr, release, ok := l.AcquireReady(m)
+		if !ok || name != "a" || addr == "" {
+			t.Fatalf("AcquireReady(%s) = %q %q %v", m, name, addr, ok)
+		}
+		release()
+	}
+	for _, m := range []string{"nope", "b"} {
+		if _, _, _, ok := l.AcquireReady(m); ok {
+			t.Fatalf("AcquireReady(%s) granted", m)
+		}
+	}
 	if _, _, _, err := l.Acquire(ctx, "nope"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("unknown model: %v", err)
 	}

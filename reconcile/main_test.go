@@ -111,6 +111,11 @@ func (s *fakeSup) EnsureReady(context.Context) (string, func(), error) {
 	return "127.0.0.1:10000", noRelease, nil
 }
 
+func (s *fakeSup) TryReady() (string, func(), bool) {
+	addr, release, err := s.EnsureReady(context.Background())
+	return addr, release, err == nil
+}
+
 func noRelease() {}
 
 func (s *fakeSup) Snapshot() runtime.Status {

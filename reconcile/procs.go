@@ -25,6 +25,7 @@ type supervisor interface {
 	Stop(ctx context.Context) error
 	Restart(ctx context.Context) error
 	EnsureReady(ctx context.Context) (addr string, release func(), err error)
+	TryReady() (addr string, release func(), ok bool)
 	Snapshot() runtime.Status
 	Tail(n int) ([]byte, error)
 }

@@ -98,6 +98,25 @@ func (l *Loop) Acquire(ctx context.Context, model string) (name, addr string, re
 	return r.name, addr, release, nil
 }
 
+// AcquireReady is Acquire for a model whose instance is ready now: it
+// neither waits nor takes a context, so the proxy's common case costs
+// no deadline. ok is false otherwise, and Acquire then wakes, waits for
+// or explains the instance.
+func (l *Loop) AcquireReady(model string) (name, addr string, release func(), ok bool) {
+	r, found := (*l.routes.Load())[model]
+	if !found {
+		return "", "", nil, false
+	}
+	sup := r.sup.Load()
+	if sup == nil {
+		return "", "", nil, false
+	}
+	if addr, release, ok = sup.TryReady(); !ok {
+		return "", "", nil, false
+	}
+	return r.name, addr, release, true
+}
+
 // Logs returns the last n lines of the instance's log (n <= 0: all). An
 // instance that never had a process has an empty log.
 func (l *Loop) Logs(name string, n int) ([]byte, error) {

@@ -92,12 +92,8 @@ func (s *Supervisor) close(ctx context.Context, detach bool) error {
 // while the instance is starting, backing off or restarting for a config
 // change.
 func (s *Supervisor) EnsureReady(ctx context.Context) (addr string, release func(), err error) {
-	if a := s.ready.Load(); a != nil {
-		s.inflight.Add(1)
-		if s.ready.Load() == a {
-			return *a, s.releaser(), nil
-		}
-		s.done1() // the loop is closing the door: take the slow path
+	if addr, release, ok := s.TryReady(); ok {
+		return addr, release, nil
 	}
 	w := &waiter{reply: make(chan ensureReply, 1)}
 	select {
@@ -121,6 +117,23 @@ func (s *Supervisor) EnsureReady(ctx context.Context) (addr string, release func
 		}
 		return s.granted(<-w.reply) // answered meanwhile
 	}
+}
+
+// TryReady is EnsureReady's answer for an instance that is ready now,
+// without waiting or a context: ok is false when the instance is not
+// ready (or stops being so this instant), and EnsureReady then knows
+// what to do.
+func (s *Supervisor) TryReady() (addr string, release func(), ok bool) {
+	a := s.ready.Load()
+	if a == nil {
+		return "", nil, false
+	}
+	s.inflight.Add(1)
+	if s.ready.Load() != a {
+		s.done1() // the loop is closing the door
+		return "", nil, false
+	}
+	return *a, s.releaser(), true
 }
 
 func (s *Supervisor) granted(r ensureReply) (string, func(), error) {

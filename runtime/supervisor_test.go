@@ -37,6 +37,18 @@ func TestStartStop(t *testing.T) {
 		t.Fatalf("GET /health = %d, %v", code, err)
 	}
 	release()
+	if a, release, ok := s.TryReady(); !ok || a != addr {
+		t.Fatalf("TryReady while running = %q, %v", a, ok)
+	} else {
+		if n := s.Snapshot().InFlight; n != 1 {
+			t.Fatalf("in flight after TryReady = %d", n)
+		}
+		release()
+		release() // a second call has no effect
+		if n := s.Snapshot().InFlight; n != 0 {
+			t.Fatalf("in flight after release = %d", n)
+		}
+	}
 	argv := readArgv(t, argvFile)
 	wantTail := []string{"-m", "tiny.gguf", "--host", "127.0.0.1", "--port", strconv.Itoa(st.Port)}
 	if !slices.Equal(argv, wantTail) {
@@ -51,6 +63,9 @@ func TestStartStop(t *testing.T) {
 	}
 	if st = s.Snapshot(); st.Phase != PhaseStopped || st.PID != 0 {
 		t.Fatalf("after Stop: %+v", st)
+	}
+	if _, _, ok := s.TryReady(); ok || s.Snapshot().InFlight != 0 {
+		t.Fatalf("TryReady after Stop granted or left a request in flight")
 	}
 	if alive(pid) {
 		t.Fatalf("pid %d alive after Stop", pid)

@@ -3,18 +3,21 @@ package main
 import (
 	"io"
 	"os"
-	"sync/atomic"
 	"time"
 
 	"github.com/mattn/go-isatty"
 	"github.com/rs/zerolog"
+
+	"llamactl/internal/jsonlog"
 )
 
 // newLogger writes JSON when w is not a terminal and human-readable
 // console lines when it is (format "auto"), or what format forces. JSON
 // lines are written in batches (batchWriter): call flush before exiting;
-// lines logged after it are written at once.
-func newLogger(w io.Writer, level, format string) (log zerolog.Logger, flush func()) {
+// lines logged after it are written at once. lines is where hand-written
+// JSON lines go beside the logger's (httpapi.Config.AccessLog); nil for
+// console output.
+func newLogger(w io.Writer, level, format string) (log zerolog.Logger, lines io.Writer, flush func()) {
 	lvl, err := zerolog.ParseLevel(level)
 	if err != nil {
 		lvl = zerolog.InfoLevel
@@ -30,9 +33,9 @@ func newLogger(w io.Writer, level, format string) (log zerolog.Logger, flush fun
 		w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.TimeOnly}
 	} else {
 		bw := newBatchWriter(w, batchDelay, batchSize)
-		w, flush = bw, func() { _ = bw.Close() }
+		w, lines, flush = bw, bw, func() { _ = bw.Close() }
 	}
-	return zerolog.New(w).Level(lvl).Hook(timestampHook{}), flush
+	return zerolog.New(w).Level(lvl).Hook(timestampHook{}), lines, flush
 }
 
 // timestampHook adds the time as zerolog's Timestamp does (field "time",
@@ -41,25 +44,5 @@ func newLogger(w io.Writer, level, format string) (log zerolog.Logger, flush fun
 type timestampHook struct{}
 
 func (timestampHook) Run(e *zerolog.Event, _ zerolog.Level, _ string) {
-	e.Str(zerolog.TimestampFieldName, formattedNow())
-}
-
-type formattedSecond struct {
-	unix int64
-	text string
-}
-
-var lastSecond atomic.Pointer[formattedSecond]
-
-// formattedNow returns the current time in zerolog.TimeFieldFormat,
-// which has whole seconds (RFC 3339 by default).
-func formattedNow() string {
-	now := zerolog.TimestampFunc()
-	sec := now.Unix()
-	if f := lastSecond.Load(); f != nil && f.unix == sec {
-		return f.text
-	}
-	f := &formattedSecond{unix: sec, text: now.Format(zerolog.TimeFieldFormat)}
-	lastSecond.Store(f)
-	return f.text
+	e.Str(zerolog.TimestampFieldName, jsonlog.Timestamp(zerolog.TimestampFunc()))
 }

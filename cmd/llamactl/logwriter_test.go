@@ -134,7 +134,7 @@ func TestBatchWriterConcurrent(t *testing.T) {
 // a current RFC 3339 time on every line, written in order once flushed.
 func TestLoggerLines(t *testing.T) {
 	dst := &lockedBuf{}
-	log, flush := newLogger(dst, "info", "json")
+	log, _, flush := newLogger(dst, "info", "json")
 	before := time.Now().Add(-time.Second)
 	for i := range 3 {
 		log.Info().Int("i", i).Msg("line")

@@ -75,22 +75,22 @@ Flags:
 		fmt.Fprintf(stderr, "llamactl: %v\n", err)
 		return 2
 	}
-	log, flush := newLogger(stderr, cfg.Log.Level, cfg.Log.Format)
+	log, lines, flush := newLogger(stderr, cfg.Log.Level, cfg.Log.Format)
 	defer flush()
-	if err := httpapi.CheckBind(cfg.Listen, cfg.httpConfig(&log)); err != nil {
+	if err := httpapi.CheckBind(cfg.Listen, cfg.httpConfig(&log, lines)); err != nil {
 		fmt.Fprintf(stderr, "llamactl: %v\n", err)
 		return 2
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	if err := serve(ctx, cfg, log); err != nil {
+	if err := serve(ctx, cfg, log, lines); err != nil {
 		log.Error().Err(err).Msg("llamactl stopped with an error")
 		return 1
 	}
 	return 0
 }
 
-func (c *Config) httpConfig(log *zerolog.Logger) httpapi.Config {
+func (c *Config) httpConfig(log *zerolog.Logger, accessLog io.Writer) httpapi.Config {
 	return httpapi.Config{
 		ManagementKeys:        c.Auth.ManagementKeys,
 		InferenceKeys:         c.Auth.InferenceKeys,
@@ -99,11 +99,13 @@ func (c *Config) httpConfig(log *zerolog.Logger) httpapi.Config {
 		MaxBodyBytes:          c.Limits.MaxBodyBytes,
 		CORSAllowOrigins:      c.CORS.AllowOrigins,
 		Logger:                log,
+		AccessLog:             accessLog,
 	}
 }
 
 // serve runs the daemon until ctx ends, then shuts down gracefully.
-func serve(ctx context.Context, cfg *Config, log zerolog.Logger) error {
+// Access lines go to accessLog (see httpapi.Config.AccessLog).
+func serve(ctx context.Context, cfg *Config, log zerolog.Logger, accessLog io.Writer) error {
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return fmt.Errorf("create data dir: %w", err)
 	}
@@ -159,7 +161,7 @@ func serve(ctx context.Context, cfg *Config, log zerolog.Logger) error {
 	if err != nil {
 		return errors.Join(fmt.Errorf("listen: %w", err), mgr.Shutdown(context.Background()))
 	}
-	srv := httpapi.New(cfg.httpConfig(&log), loop, httpapi.ServerInfo{Binary: cfg.LlamaServer})
+	srv := httpapi.New(cfg.httpConfig(&log, accessLog), loop, httpapi.ServerInfo{Binary: cfg.LlamaServer})
 
 	loopCtx, stopLoop := context.WithCancel(context.Background())
 	loopDone := make(chan error, 1)

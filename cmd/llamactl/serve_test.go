@@ -46,7 +46,7 @@ func startServe(t *testing.T, settings map[string]any) *testDaemon {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	d := &testDaemon{cancel: cancel, done: make(chan error, 1)}
-	go func() { d.done <- serve(ctx, cfg, zerolog.New(&d.logs)) }()
+	go func() { d.done <- serve(ctx, cfg, zerolog.New(&d.logs), &d.logs) }()
 	t.Cleanup(func() {
 		if err := d.stop(); err != nil {
 			t.Errorf("serve: %v\n%s", err, d.logs.String())
