@@ -30,7 +30,10 @@ type Config struct {
 	// WriteTimeout bounds writing a response; a streamed response gets it
 	// anew for every chunk, so long generations are not cut. Default 60s.
 	WriteTimeout time.Duration
-	IdleTimeout  time.Duration // keep-alive idle; default 120s
+	// IdleTimeout closes a keep-alive connection idle this long; default
+	// 60s, equal to ReadTimeout's so that the two share a coarse read
+	// deadline (see coarseConn).
+	IdleTimeout time.Duration
 
 	// CORSAllowOrigins lists the origins allowed to call the API from a
 	// browser ("*" allows any). Empty: no CORS headers at all.
@@ -83,7 +86,7 @@ func (c Config) withDefaults() Config {
 		c.WriteTimeout = 60 * time.Second
 	}
 	if c.IdleTimeout <= 0 {
-		c.IdleTimeout = 120 * time.Second
+		c.IdleTimeout = 60 * time.Second
 	}
 	if c.AcquireTimeout <= 0 {
 		c.AcquireTimeout = 5 * time.Minute

@@ -169,13 +169,26 @@ func (s *Server) forwardWhole(ctx *fasthttp.RequestCtx, pc proxyCall) {
 	if pc.apiKey != "" {
 		req.Header.Set(fasthttp.HeaderAuthorization, "Bearer "+pc.apiKey)
 	}
-	if p := req.URI().Path(); string(p) != pc.path {
+	// The request line is rewritten from the URI routing parsed, kept
+	// parsed (the client would parse it again if it were set anew): the
+	// routed path in place of one routing normalized, no user info (which
+	// fasthttp would send as credentials), plain http, and the instance as
+	// Host.
+	uri := req.URI()
+	if p := uri.Path(); string(p) != pc.path {
 		pc.clientPath = string(p) // for the access log
 	}
-	// The request line is written anew from the routed path: the
-	// client's may hold what routing normalized away, an absolute URI or
-	// user info (which fasthttp would send as credentials).
-	s.setUpstreamURI(ctx, req, pc.path)
+	if string(uri.PathOriginal()) != pc.path {
+		uri.SetPath(pc.path)
+	}
+	if len(uri.Username()) > 0 || len(uri.Password()) > 0 {
+		uri.SetUsernameBytes(nil)
+		uri.SetPasswordBytes(nil)
+	}
+	if string(uri.Scheme()) != "http" {
+		uri.SetScheme("http")
+	}
+	req.UseHostHeader = true
 	req.Header.SetHost(pc.addr)
 	if !req.Header.IsHTTP11() {
 		// An HTTP/1.0 request would make llama-server close the pooled

@@ -243,6 +243,7 @@ func TestUpstreamRequestLine(t *testing.T) {
 			{"plain", "/v1/chat/completions?" + query, "HTTP/1.1", ""},
 			{"double slash", "/v1//chat/completions?" + query, "HTTP/1.1", ""},
 			{"dot segment", "/v1/x/../chat/completions?" + query, "HTTP/1.1", ""},
+			{"escaped", "/v1/chat%2fcompletion%73?" + query, "HTTP/1.1", ""},
 			{"absolute with user info", "http://alice:s3cret@client.example/v1/chat/completions?" + query, "HTTP/1.1", ""},
 			{"absolute https", "https://client.example/v1/chat/completions?" + query, "HTTP/1.1", ""},
 			{"http/1.0", "/v1/chat/completions?" + query, "HTTP/1.0", ""},

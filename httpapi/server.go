@@ -83,6 +83,9 @@ func New(cfg Config, fleet Fleet, server ServerInfo) *Server {
 
 // Serve accepts connections on ln until Shutdown.
 func (s *Server) Serve(ln net.Listener) error {
+	if slack := coarseSlack(s.cfg); slack > 0 {
+		ln = coarseListener{Listener: ln, slack: slack}
+	}
 	return s.srv.Serve(ln)
 }
 

@@ -14,6 +14,12 @@ import (
 // stays for the server to read). stop ends the watch and must be called
 // before the response is written.
 func watchClientGone(client, upstream net.Conn) (stop func()) {
+	// The poller is woken by a deadline that must take effect at once,
+	// so it is set on the socket itself, not through a coarse deadline.
+	cc, _ := client.(*coarseConn)
+	if cc != nil {
+		client = cc.Conn
+	}
 	sc, ok := client.(syscall.Conn)
 	if !ok {
 		return func() {}
@@ -46,5 +52,8 @@ func watchClientGone(client, upstream net.Conn) (stop func()) {
 		_ = client.SetReadDeadline(time.Now()) // wake the poller
 		<-done
 		_ = client.SetReadDeadline(time.Time{}) // the server sets its own next
+		if cc != nil {
+			cc.forget()
+		}
 	}
 }
