@@ -13,7 +13,8 @@ import (
 )
 
 // serveOpenAI proxies POST /v1/* to the instance serving the body's model.
-func (s *Server) serveOpenAI(ctx *fasthttp.RequestCtx, rt route) {
+// id is the request id.
+func (s *Server) serveOpenAI(ctx *fasthttp.RequestCtx, rt route, id []byte) {
 	if !ctx.IsPost() {
 		ctx.Response.Header.Set(fasthttp.HeaderAllow, "POST")
 		writeOpenAIError(ctx, fasthttp.StatusMethodNotAllowed, typeInvalidRequest, "method_not_allowed", "",
@@ -53,7 +54,7 @@ func (s *Server) serveOpenAI(ctx *fasthttp.RequestCtx, rt route) {
 		s.forwardStream(ctx, pc)
 		return
 	}
-	s.forwardWhole(ctx, pc)
+	s.forwardWhole(ctx, pc, id)
 }
 
 // instanceKey returns the api_key an instance's llama-server requires, if

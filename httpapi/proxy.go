@@ -162,7 +162,7 @@ var uriPool = sync.Pool{New: func() any { b := make([]byte, 0, 256); return &b }
 // goes byte for byte. (fasthttp takes the client's Connection: close and
 // HTTP version from the request before the handler runs, so changing
 // them here does not change how the client's connection is kept.)
-func (s *Server) forwardWhole(ctx *fasthttp.RequestCtx, pc proxyCall) {
+func (s *Server) forwardWhole(ctx *fasthttp.RequestCtx, pc proxyCall, id []byte) {
 	req := &ctx.Request
 	dropHeaders(&req.Header)
 	req.Header.ResetConnectionClose()
@@ -215,6 +215,10 @@ func (s *Server) forwardWhole(ctx *fasthttp.RequestCtx, pc proxyCall) {
 	}
 	cleanResponseHeaders(&resp.Header)
 	s.restamp(ctx)
+	if s.access != nil {
+		s.writeAccessLine(ctx, &pc, id, resp.StatusCode(), int64(len(resp.Body())))
+		return
+	}
 	s.accessLog(ctx, &pc, resp.StatusCode(), int64(len(resp.Body())), nil)
 }
 
@@ -460,7 +464,7 @@ func (r *relay) CloseWithError(err error) error {
 // accessLog writes the info line of one proxied request.
 func (s *Server) accessLog(ctx *fasthttp.RequestCtx, pc *proxyCall, status int, n int64, err error) {
 	if err == nil && s.access != nil {
-		s.writeAccessLine(ctx, pc, status, n)
+		s.writeAccessLine(ctx, pc, nil, status, n)
 		return
 	}
 	ev := s.log.Info()
@@ -487,13 +491,18 @@ var linePool = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b 
 // hand: the access log is the one line per request, and an event costs
 // several times as much. The duration is in milliseconds
 // (zerolog.DurationFieldUnit's default), to the microsecond.
-func (s *Server) writeAccessLine(ctx *fasthttp.RequestCtx, pc *proxyCall, status int, n int64) {
+//
+// id is the request id, when the caller has it at hand; nil looks it up.
+func (s *Server) writeAccessLine(ctx *fasthttp.RequestCtx, pc *proxyCall, id []byte, status int, n int64) {
 	end := time.Now()
 	bp := linePool.Get().(*[]byte)
 	b := append((*bp)[:0], `{"`...)
 	b = append(b, zerolog.LevelFieldName...)
 	b = append(b, `":"info","request_id":`...)
-	b = jsonlog.AppendString(b, requestID(ctx))
+	if id == nil {
+		id = requestID(ctx)
+	}
+	b = jsonlog.AppendString(b, id)
 	b = append(b, `,"method":`...)
 	b = jsonlog.AppendString(b, ctx.Method())
 	b = append(b, `,"path":`...)

@@ -107,12 +107,12 @@ func (s *Server) Handler() fasthttp.RequestHandler { return s.handle }
 func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	var buf [maxRequestIDLen]byte
 	id := s.ids.stampRequest(ctx, buf[:0])
-	s.route(ctx)
+	s.route(ctx, id)
 	ctx.Response.Header.SetCanonical(hdrRequestID, id)
 }
 
-// route answers the request.
-func (s *Server) route(ctx *fasthttp.RequestCtx) {
+// route answers the request; id is its request id, as stamped on it.
+func (s *Server) route(ctx *fasthttp.RequestCtx, id []byte) {
 	if s.cors != nil && s.cors.apply(ctx) {
 		return
 	}
@@ -142,7 +142,7 @@ func (s *Server) route(ctx *fasthttp.RequestCtx) {
 	}
 	switch rt.kind {
 	case routeOpenAI:
-		s.serveOpenAI(ctx, rt)
+		s.serveOpenAI(ctx, rt, id)
 	case routeModels:
 		s.serveModels(ctx)
 	case routeModel:
