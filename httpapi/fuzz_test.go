@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"bytes"
+	"errors"
 	"net"
 	"strings"
 	"testing"
@@ -21,7 +22,7 @@ func FuzzModelFromBody(f *testing.F) {
 	f.Add("multipart/form-data; boundary=XX", []byte("--XX\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a\"\r\n\r\n\x00\x01\r\n--XX--"))
 	f.Add("multipart/form-data", []byte("--\r\n"))
 	f.Fuzz(func(t *testing.T, ct string, body []byte) {
-		m, err := modelFromBody([]byte(ct), body)
+		m, _, err := requestModel([]byte(ct), body)
 		if err != nil {
 			if m != "" {
 				t.Fatalf("model %q with error %v", m, err)
@@ -85,17 +86,68 @@ func FuzzRoute(f *testing.F) {
 	})
 }
 
-// FuzzWantsStream checks the fast path of wantsStream against the plain
-// lookup it spares.
-func FuzzWantsStream(f *testing.F) {
-	for _, b := range []string{`{"model":"a","stream":true}`, `{"model":"a"}`, `{"str\u0065am":true}`,
-		`{"stream":false}`, `{"x":"stream","stream":true}`, `{"a":{"stream":true}}`, `{"stream" : true }`} {
+// oracleModel is requestModel's JSON branch done the plain way, with
+// gjson's validator and lookups.
+func oracleModel(body []byte) (model string, stream bool, err error) {
+	if !gjson.ValidBytes(body) {
+		return "", false, errors.New("request body is not valid JSON")
+	}
+	stream = gjson.GetBytes(body, "stream").Type == gjson.True
+	m := gjson.GetBytes(body, "model")
+	switch {
+	case !m.Exists() || m.Type == gjson.Null:
+		return "", stream, errNoModel
+	case m.Type != gjson.String:
+		return "", stream, errors.New("model must be a string")
+	case m.Str == "":
+		return "", stream, errNoModel
+	case len(m.Str) > maxModelLen:
+		return "", stream, errors.New("model name is too long")
+	}
+	return m.Str, stream, nil
+}
+
+// FuzzScanJSON checks the one-pass scan of requestModel against gjson:
+// the same bodies valid, the same model or error, the same stream flag.
+func FuzzScanJSON(f *testing.F) {
+	for _, b := range []string{`{"model":"a","stream":true}`, `{"model":"a"}`, `{"str\u0065am":true,"model":"b"}`,
+		`{"stream":false}`, `{"x":"stream","stream":true}`, `{"a":{"stream":true,"model":"in"}}`, `{"stream" : true }`,
+		`{"model":"a","model":"b","stream":false,"stream":true}`, `[{"model":"x"}]`, `{"model":null}`, `{"model":7}`,
+		`{"model":""}`, `{"model":"\u00e9\ud800"}`, ` {"m":[1,-0.5e+3,true,false,null,"s\n"],"model":"q"} `,
+		`{"model":"a",}`, `[1,]`, `01`, `-`, `1.`, `1e`, `"\x"`, `{"a" 1}`, `tru`, `{"model":"a"}x`, ``, ` `,
+		`{"model":{"a":[{}]}}`, `{"seed":12345678901234567,"model":"m"}`} {
 		f.Add([]byte(b))
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
-		want := gjson.GetBytes(body, "stream").Type == gjson.True
-		if got := wantsStream([]byte("application/json"), body); got != want {
-			t.Fatalf("wantsStream(%q) = %v, lookup says %v", body, got, want)
+		m, st, err := requestModel([]byte("application/json"), body)
+		wm, wst, werr := oracleModel(body)
+		if m != wm || (err == nil) != (werr == nil) || err != nil && err.Error() != werr.Error() {
+			t.Fatalf("%q: got %q, %v; gjson says %q, %v", body, m, err, wm, werr)
+		}
+		if err == nil && st != wst {
+			t.Fatalf("%q: stream %v, gjson says %v", body, st, wst)
 		}
 	})
+}
+
+// TestScanJSONDeep checks that no nesting depth exhausts the stack: a
+// recursive validator (gjson's) overflows it on a body of a few million
+// "[", well under the body size limit, and takes the daemon down.
+func TestScanJSONDeep(t *testing.T) {
+	const depth = 4 << 20
+	open := bytes.Repeat([]byte("["), depth)
+	if _, _, err := requestModel(nil, open); err == nil || !strings.Contains(err.Error(), "not valid JSON") {
+		t.Fatalf("unclosed nesting: %v", err)
+	}
+	doc := append([]byte(`{"model":"deep","x":`), open...)
+	doc = append(doc, bytes.Repeat([]byte("]"), depth)...)
+	doc = append(doc, `,"stream":true}`...)
+	m, stream, err := requestModel(nil, doc)
+	if err != nil || m != "deep" || !stream {
+		t.Fatalf("deep document: %q %v %v", m, stream, err)
+	}
+	doc[len(doc)-len(`,"stream":true}`)-1] = '}' // a mismatched close
+	if _, _, err := requestModel(nil, doc); err == nil {
+		t.Fatal("mismatched bracket accepted")
+	}
 }

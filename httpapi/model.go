@@ -15,31 +15,281 @@ const maxModelLen = 256
 
 var errNoModel = errors.New("request has no model")
 
-// modelFromBody returns the "model" of a request body without decoding or
-// re-encoding the rest of it: a top-level JSON string for JSON bodies, the
-// "model" field of a multipart/form-data body (audio transcription).
-// contentType is the request's Content-Type header.
-func modelFromBody(contentType, body []byte) (string, error) {
+// requestModel returns the "model" of a request body, and whether it asks
+// for a streamed answer, without decoding or re-encoding the rest of it:
+// for a JSON body the first top-level "model" (a string) and "stream"
+// (true) keys, for a multipart/form-data body (audio transcription) its
+// "model" field. contentType is the request's Content-Type header.
+func requestModel(contentType, body []byte) (model string, stream bool, err error) {
 	if bytes.HasPrefix(bytes.TrimSpace(contentType), []byte("multipart/form-data")) {
-		return modelFromMultipart(contentType, body)
+		model, err = modelFromMultipart(contentType, body)
+		return model, false, err
 	}
-	if !gjson.ValidBytes(body) {
-		return "", errors.New("request body is not valid JSON")
+	rawModel, rawStream, ok := scanJSON(body)
+	if !ok {
+		return "", false, errors.New("request body is not valid JSON")
 	}
-	m := gjson.GetBytes(body, "model")
-	if !m.Exists() || m.Type == gjson.Null {
+	model, err = modelValue(rawModel)
+	if err != nil {
+		return "", false, err
+	}
+	return model, string(rawStream) == "true", nil
+}
+
+// modelValue reads the raw JSON value of "model" (nil: absent).
+func modelValue(raw []byte) (string, error) {
+	if len(raw) == 0 || string(raw) == "null" {
 		return "", errNoModel
 	}
-	if m.Type != gjson.String {
+	if raw[0] != '"' {
 		return "", errors.New("model must be a string")
 	}
-	if m.Str == "" {
+	var m string
+	if bytes.IndexByte(raw, '\\') < 0 {
+		m = string(raw[1 : len(raw)-1])
+	} else {
+		m = gjson.ParseBytes(raw).Str // unescaped as gjson does
+	}
+	if m == "" {
 		return "", errNoModel
 	}
-	if len(m.Str) > maxModelLen {
+	if len(m) > maxModelLen {
 		return "", errors.New("model name is too long")
 	}
-	return m.Str, nil
+	return m, nil
+}
+
+// scanJSON checks that data is one JSON value, by the rules gjson.Valid
+// applies, and returns the raw values of the first "model" and "stream"
+// keys of its top-level object (nil when absent): one pass, and no
+// recursion, so that no nesting depth exhausts the stack (a body of
+// sixteen million "[" would).
+func scanJSON(data []byte) (model, stream []byte, ok bool) {
+	const (
+		wantValue = iota
+		afterValue
+		wantKey
+	)
+	var stackArr [4]uint64
+	objects := stackArr[:] // bit d: the container at depth d+1 is an object
+	depth := 0
+	inObject := func() bool { return objects[(depth-1)/64]>>((depth-1)%64)&1 == 1 }
+	push := func(object bool) {
+		if depth/64 == len(objects) {
+			objects = append(objects, 0)
+		}
+		bit := uint64(1) << (depth % 64)
+		if object {
+			objects[depth/64] |= bit
+		} else {
+			objects[depth/64] &^= bit
+		}
+		depth++
+	}
+	key := 0 // the top-level key whose value is being read: 1 model, 2 stream
+	valueStart := 0
+	i, state := 0, wantValue
+	for {
+		switch state {
+		case wantValue:
+			i = skipSpace(data, i)
+			if i == len(data) {
+				return nil, nil, false
+			}
+			switch c := data[i]; c {
+			case '{':
+				push(true)
+				i = skipSpace(data, i+1)
+				if i < len(data) && data[i] == '}' {
+					depth--
+					i++
+					state = afterValue
+				} else {
+					state = wantKey
+				}
+				continue
+			case '[':
+				push(false)
+				i = skipSpace(data, i+1)
+				if i < len(data) && data[i] == ']' {
+					depth--
+					i++
+					state = afterValue
+				}
+				continue
+			case '"':
+				i, _, ok = skipString(data, i+1)
+			case 't':
+				i, ok = skipLiteral(data, i, "true")
+			case 'f':
+				i, ok = skipLiteral(data, i, "false")
+			case 'n':
+				i, ok = skipLiteral(data, i, "null")
+			default:
+				if c != '-' && (c < '0' || c > '9') {
+					return nil, nil, false
+				}
+				i, ok = skipNumber(data, i)
+			}
+			if !ok {
+				return nil, nil, false
+			}
+			state = afterValue
+		case afterValue:
+			if depth == 1 && key != 0 {
+				if key == 1 && model == nil {
+					model = data[valueStart:i]
+				} else if key == 2 && stream == nil {
+					stream = data[valueStart:i]
+				}
+				key = 0
+			}
+			i = skipSpace(data, i)
+			if depth == 0 {
+				return model, stream, i == len(data)
+			}
+			if i == len(data) {
+				return nil, nil, false
+			}
+			obj := inObject()
+			switch c := data[i]; {
+			case c == ',':
+				i++
+				if obj {
+					state = wantKey
+				} else {
+					state = wantValue
+				}
+			case c == '}' && obj, c == ']' && !obj:
+				depth--
+				i++
+			default:
+				return nil, nil, false
+			}
+		case wantKey:
+			i = skipSpace(data, i)
+			if i == len(data) || data[i] != '"' {
+				return nil, nil, false
+			}
+			start := i
+			var escaped bool
+			if i, escaped, ok = skipString(data, i+1); !ok {
+				return nil, nil, false
+			}
+			if depth == 1 {
+				key = keyOf(data[start:i], escaped)
+			}
+			i = skipSpace(data, i)
+			if i == len(data) || data[i] != ':' {
+				return nil, nil, false
+			}
+			i = skipSpace(data, i+1)
+			valueStart = i
+			state = wantValue
+		}
+	}
+}
+
+// keyOf tells the keys scanJSON looks for (1 "model", 2 "stream", else 0)
+// from a quoted key.
+func keyOf(quoted []byte, escaped bool) int {
+	k := quoted[1 : len(quoted)-1]
+	if escaped {
+		k = []byte(gjson.ParseBytes(quoted).Str)
+	}
+	switch string(k) {
+	case "model":
+		return 1
+	case "stream":
+		return 2
+	}
+	return 0
+}
+
+func skipSpace(data []byte, i int) int {
+	for i < len(data) && (data[i] == ' ' || data[i] == '\t' || data[i] == '\n' || data[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// skipString skips the rest of a string from just past its opening quote
+// to just past its closing one: no control characters, and only JSON's
+// escapes.
+func skipString(data []byte, i int) (end int, escaped, ok bool) {
+	for ; i < len(data); i++ {
+		switch c := data[i]; {
+		case c == '"':
+			return i + 1, escaped, true
+		case c < ' ':
+			return i, escaped, false
+		case c == '\\':
+			escaped = true
+			i++
+			if i == len(data) {
+				return i, escaped, false
+			}
+			switch data[i] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+			case 'u':
+				if i+4 >= len(data) || !isHex(data[i+1]) || !isHex(data[i+2]) || !isHex(data[i+3]) || !isHex(data[i+4]) {
+					return i, escaped, false
+				}
+				i += 4
+			default:
+				return i, escaped, false
+			}
+		}
+	}
+	return i, escaped, false
+}
+
+func isHex(c byte) bool { return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F' }
+
+func skipLiteral(data []byte, i int, lit string) (int, bool) {
+	if len(data)-i >= len(lit) && string(data[i:i+len(lit)]) == lit {
+		return i + len(lit), true
+	}
+	return i, false
+}
+
+// skipNumber skips a number: -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
+func skipNumber(data []byte, i int) (int, bool) {
+	digits := func(i int) (int, bool) {
+		j := i
+		for j < len(data) && data[j] >= '0' && data[j] <= '9' {
+			j++
+		}
+		return j, j > i
+	}
+	if data[i] == '-' {
+		i++
+	}
+	if i < len(data) && data[i] == '0' {
+		i++
+	} else {
+		var ok bool
+		if i, ok = digits(i); !ok {
+			return i, false
+		}
+	}
+	if i < len(data) && data[i] == '.' {
+		var ok bool
+		if i, ok = digits(i + 1); !ok {
+			return i, false
+		}
+	}
+	if i < len(data) && (data[i] == 'e' || data[i] == 'E') {
+		i++
+		if i < len(data) && (data[i] == '+' || data[i] == '-') {
+			i++
+		}
+		var ok bool
+		if i, ok = digits(i); !ok {
+			return i, false
+		}
+	}
+	return i, true
 }
 
 // modelFromMultipart reads the "model" form field of a multipart body.
@@ -76,19 +326,4 @@ func modelFromMultipart(contentType, body []byte) (string, error) {
 		}
 		return string(b), nil
 	}
-}
-
-// wantsStream reports whether a JSON request body asks for a streamed
-// answer ("stream": true).
-func wantsStream(contentType, body []byte) bool {
-	if bytes.HasPrefix(bytes.TrimSpace(contentType), []byte("multipart/")) {
-		return false
-	}
-	// Most requests do not stream: a fast scan spares them the lookup.
-	// A key may be written with escapes, so a body with a backslash is
-	// always looked up.
-	if !bytes.Contains(body, []byte("stream")) && bytes.IndexByte(body, '\\') < 0 {
-		return false
-	}
-	return gjson.GetBytes(body, "stream").Type == gjson.True
 }

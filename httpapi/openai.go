@@ -22,7 +22,7 @@ func (s *Server) serveOpenAI(ctx *fasthttp.RequestCtx, rt route, id []byte) {
 		return
 	}
 	start := time.Now()
-	model, err := modelFromBody(ctx.Request.Header.ContentType(), ctx.Request.Body())
+	model, stream, err := requestModel(ctx.Request.Header.ContentType(), ctx.Request.Body())
 	if err != nil {
 		code := "invalid_request"
 		if errors.Is(err, errNoModel) {
@@ -50,7 +50,7 @@ func (s *Server) serveOpenAI(ctx *fasthttp.RequestCtx, rt route, id []byte) {
 		addr: addr, path: rt.rest, instance: name, model: model,
 		apiKey: s.instanceKeyAt(name, start), release: release, start: start,
 	}
-	if wantsStream(ctx.Request.Header.ContentType(), ctx.Request.Body()) {
+	if stream {
 		s.forwardStream(ctx, pc)
 		return
 	}
