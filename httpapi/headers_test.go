@@ -65,6 +65,9 @@ func TestPathString(t *testing.T) {
 }
 
 func TestCleanResponseHeaders(t *testing.T) {
+	if got := string(dropRequestHeaders[trailerIndex]); got != fasthttp.HeaderTrailer {
+		t.Fatalf("dropRequestHeaders[trailerIndex] = %q", got)
+	}
 	var h fasthttp.ResponseHeader
 	h.DisableNormalizing()
 	long := "Access-Control-" + strings.Repeat("X", 60)

@@ -109,11 +109,29 @@ var dropRequestHeaders = [][]byte{
 // present (usually none but Authorization), so the common request costs
 // one scan rather than a lookup per dropped name.
 func dropHeaders(h *fasthttp.RequestHeader) {
-	// Trailer fields (of a chunked request body) are not among All's
-	// headers, and deleting Trailer turns them into headers: do it first,
-	// so that the scan sees a credential sent as a trailer.
-	h.Del(fasthttp.HeaderTrailer)
-	var found uint32 // bit i: dropRequestHeaders[i] (fewer than 32) is present
+	found := droppedPresent(h)
+	if found&(1<<trailerIndex) != 0 {
+		// Trailer fields (of a chunked request body) are not among All's
+		// headers, and deleting Trailer turns them into headers: look
+		// again, so that a credential sent as a trailer is found.
+		h.Del(fasthttp.HeaderTrailer)
+		found = droppedPresent(h)
+	}
+	for i, d := range dropRequestHeaders {
+		if found&(1<<i) != 0 {
+			h.DelBytes(d)
+		}
+	}
+}
+
+// trailerIndex is Trailer's place in dropRequestHeaders (checked by
+// TestCleanResponseHeaders).
+const trailerIndex = 7
+
+// droppedPresent returns a bit set of the dropRequestHeaders present in h
+// (there are fewer than 32).
+func droppedPresent(h *fasthttp.RequestHeader) uint32 {
+	var found uint32
 	for k := range h.All() {
 		for i, d := range dropRequestHeaders {
 			if len(k) == len(d) && bytes.EqualFold(k, d) {
@@ -122,11 +140,7 @@ func dropHeaders(h *fasthttp.RequestHeader) {
 			}
 		}
 	}
-	for i, d := range dropRequestHeaders {
-		if found&(1<<i) != 0 {
-			h.DelBytes(d)
-		}
-	}
+	return found
 }
 
 // proxyCall is one request to forward.
@@ -248,21 +262,11 @@ func (s *Server) restamp(ctx *fasthttp.RequestCtx) {
 // (ours are sent), its request id and CORS headers (ours, if any). The
 // framing (Content-Length, Transfer-Encoding) is left to fasthttp.
 //
-// The usual names go first, as a parsed header spells them, without the
-// key normalization DelBytes would do. A pass over what is left then
-// catches any other spelling and CORS header, deleting each by its
-// stored name, copied aside first since deleting moves the header's
-// storage.
+// One pass collects the names to delete as the header stores them (copied
+// aside, since deleting moves the header's storage); each is then
+// deleted by that name, which needs no key normalization.
 func cleanResponseHeaders(h *fasthttp.ResponseHeader) {
 	h.ResetConnectionClose()
-	h.Del(fasthttp.HeaderServer)
-	// Deleting by a name as stored needs no normalization (a stored name
-	// may be spelt otherwise only if normalizing was off when it was set).
-	h.DisableNormalizing()
-	defer h.EnableNormalizing()
-	for _, k := range usualResponseSkips {
-		h.DelBytes(k)
-	}
 	var arena [256]byte
 	var endsArr [8]int
 	names, ends := arena[:0], endsArr[:0]
@@ -272,19 +276,16 @@ func cleanResponseHeaders(h *fasthttp.ResponseHeader) {
 			ends = append(ends, len(names))
 		}
 	}
+	if len(ends) == 0 {
+		return
+	}
+	h.DisableNormalizing()
+	defer h.EnableNormalizing()
 	start := 0
 	for _, end := range ends {
 		h.DelBytes(names[start:end])
 		start = end
 	}
-}
-
-// usualResponseSkips are the names cleanResponseHeaders deletes first, as
-// a parsed header spells them (llama-server sends Keep-Alive and
-// Access-Control-Allow-Origin).
-var usualResponseSkips = [][]byte{
-	[]byte(fasthttp.HeaderConnection), []byte("Keep-Alive"), []byte(fasthttp.HeaderDate),
-	hdrRequestID, []byte(fasthttp.HeaderAccessControlAllowOrigin),
 }
 
 // isFraming reports Content-Length and Transfer-Encoding.
