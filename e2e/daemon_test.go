@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"strings"
@@ -50,6 +51,11 @@ type daemonOpts struct {
 	Args []string          // extra serve flags
 	// SpecsDir replaces the fleet's specs dir (e.g. a git-sync link).
 	SpecsDir string
+	// DiscardLog drains the daemon's output after its ready line without
+	// keeping it. Benchmarks set it: keeping an access line per request
+	// would cost the process that generates the load CPU during the
+	// proxy's rounds only, and so bias the comparison against it.
+	DiscardLog bool
 }
 
 // startDaemon runs "llamactl serve" on fd and waits for its ready line.
@@ -83,7 +89,7 @@ func startDaemon(t testing.TB, fd *fleetDir, opts daemonOpts) *daemon {
 	w.Close()
 	p := &proc{
 		owner: t, fd: fd, cmd: cmd,
-		log:      &logBuffer{ready: make(chan string, 1)},
+		log:      &logBuffer{ready: make(chan string, 1), discard: opts.DiscardLog},
 		done:     make(chan struct{}),
 		readDone: make(chan struct{}),
 		readPipe: r,
@@ -185,10 +191,11 @@ func (d *daemon) wait(timeout time.Duration) int {
 // logBuffer collects the daemon's output and announces the listen
 // address of the first "llamactl ready" line.
 type logBuffer struct {
-	mu    sync.Mutex
-	buf   bytes.Buffer
-	ready chan string
-	seen  bool
+	mu      sync.Mutex
+	buf     bytes.Buffer
+	ready   chan string
+	seen    bool
+	discard bool // drop everything after the ready line
 }
 
 func (l *logBuffer) consume(r *os.File) {
@@ -207,6 +214,13 @@ func (l *logBuffer) consume(r *os.File) {
 		if !l.seen && json.Unmarshal(line, &rec) == nil && rec.Message == "llamactl ready" && rec.Listen != "" {
 			l.seen = true
 			l.ready <- rec.Listen
+			if l.discard {
+				l.mu.Lock()
+				l.buf.WriteString("(output after the ready line discarded)\n")
+				l.mu.Unlock()
+				_, _ = io.Copy(io.Discard, r)
+				return
+			}
 		}
 	}
 }
