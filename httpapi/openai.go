@@ -67,8 +67,8 @@ func (s *Server) instanceKey(name string) string { return s.instanceKeyAt(name, 
 // instanceKeyAt is instanceKey at a time the caller already read.
 func (s *Server) instanceKeyAt(name string, at time.Time) string {
 	now := at.UnixNano()
-	if v, ok := s.keys.Load(name); ok {
-		if k := v.(*cachedKey); now-k.at < int64(keyTTL) {
+	if k, ok := s.keys.Load(name); ok {
+		if now-k.at < int64(keyTTL) {
 			return k.key
 		}
 	}

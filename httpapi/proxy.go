@@ -29,7 +29,7 @@ import (
 // rule.
 type upstreams struct {
 	cfg     Config
-	clients sync.Map // addr -> *fasthttp.HostClient
+	clients cowMap[*fasthttp.HostClient] // by addr
 	spares  sync.Map // addr -> *spare, see streamConn
 	// spareIdle overrides the const spareIdle (tests); set before use.
 	spareIdle time.Duration
@@ -40,7 +40,7 @@ func newUpstreams(cfg Config) *upstreams { return &upstreams{cfg: cfg} }
 // client returns the cached client for addr.
 func (u *upstreams) client(addr string) *fasthttp.HostClient {
 	if c, ok := u.clients.Load(addr); ok {
-		return c.(*fasthttp.HostClient)
+		return c
 	}
 	c := &fasthttp.HostClient{
 		Addr:                      addr,
@@ -57,8 +57,7 @@ func (u *upstreams) client(addr string) *fasthttp.HostClient {
 		// DNS cache (and no cache-cleaning goroutine outliving the server).
 		Dial: dialUpstream,
 	}
-	actual, _ := u.clients.LoadOrStore(addr, c)
-	return actual.(*fasthttp.HostClient)
+	return u.clients.LoadOrStore(addr, c)
 }
 
 // upstreamDialer dials llama-server children, which run on this host: a
@@ -70,8 +69,8 @@ func dialUpstream(addr string) (net.Conn, error) { return upstreamDialer.Dial("t
 
 // closeIdle closes every pooled idle upstream connection and every spare.
 func (u *upstreams) closeIdle() {
-	u.clients.Range(func(_, c any) bool {
-		c.(*fasthttp.HostClient).CloseIdleConnections()
+	u.clients.Range(func(_ string, c *fasthttp.HostClient) bool {
+		c.CloseIdleConnections()
 		return true
 	})
 	u.closeSpares()

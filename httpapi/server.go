@@ -10,7 +10,6 @@ import (
 	"errors"
 	"io"
 	"net"
-	"sync"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -33,7 +32,7 @@ type Server struct {
 	cors      *cors   // nil: no CORS
 
 	ups  *upstreams
-	keys sync.Map // instance name -> *cachedKey, see instanceKey
+	keys cowMap[*cachedKey] // by instance name, see instanceKey
 	ids  *idGen
 	srv  *fasthttp.Server
 	spec []byte // openapi.json

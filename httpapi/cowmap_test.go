@@ -1,0 +1,44 @@
+package httpapi
+
+import (
+	"strconv"
+	"sync"
+	"testing"
+)
+
+func TestCowMap(t *testing.T) {
+	var m cowMap[int]
+	if _, ok := m.Load("a"); ok {
+		t.Fatal("empty map has a")
+	}
+	m.Store("a", 1)
+	if got := m.LoadOrStore("a", 2); got != 1 {
+		t.Fatalf("LoadOrStore kept %d, want 1", got)
+	}
+	if got := m.LoadOrStore("b", 3); got != 3 {
+		t.Fatalf("LoadOrStore stored %d, want 3", got)
+	}
+	m.Store("a", 4)
+	seen := map[string]int{}
+	m.Range(func(k string, v int) bool { seen[k] = v; return true })
+	if len(seen) != 2 || seen["a"] != 4 || seen["b"] != 3 {
+		t.Fatalf("Range saw %v", seen)
+	}
+
+	// Readers run while writers replace the map; every value read is one
+	// that was stored for its key.
+	var wg sync.WaitGroup
+	for w := range 4 {
+		wg.Go(func() {
+			for i := range 200 {
+				k := strconv.Itoa(i % 10)
+				m.Store(k, i%10+10*w)
+				if v, ok := m.Load(k); !ok || v%10 != i%10 {
+					t.Errorf("Load(%s) = %d, %v", k, v, ok)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+}
