@@ -30,7 +30,7 @@ import (
 type upstreams struct {
 	cfg     Config
 	clients cowMap[*fasthttp.HostClient] // by addr
-	spares  sync.Map // addr -> *spare, see streamConn
+	spares  sync.Map                     // addr -> *spare, see streamConn
 	// spareIdle overrides the const spareIdle (tests); set before use.
 	spareIdle time.Duration
 }
