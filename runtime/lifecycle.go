@@ -158,7 +158,7 @@ func (s *Supervisor) onUpdate(cfg Config) error {
 		return fmt.Errorf("%w: %q != %q", errNameChange, cfg.Name, s.name)
 	}
 	old := ls.cfg
-	ls.cfg = cfg
+	s.setConfig(cfg)
 	if cfg.Hash == old.Hash {
 		switch {
 		case ls.phase == PhaseRunning:

@@ -149,7 +149,9 @@ func (s *Supervisor) releaser() func() {
 	var once atomic.Bool
 	return func() {
 		if once.CompareAndSwap(false, true) {
-			s.lastEnd.Store(time.Now().UnixNano())
+			if s.timesEnds.Load() {
+				s.lastEnd.Store(time.Now().UnixNano())
+			}
 			s.done1()
 		}
 	}

@@ -325,3 +325,34 @@ func TestUpdateChangedBackKeepsProcess(t *testing.T) {
 		t.Fatalf("after changing back: %+v (was pid %d, addr %s; got %s)", now, st.PID, st.addr(), addr)
 	}
 }
+
+// TestIdleTimeoutSwitchedOn checks that an idle timeout set on a running
+// instance counts from the update, not from a request that ended before
+// it (ends are not recorded while there is no idle timeout).
+func TestIdleTimeoutSwitchedOn(t *testing.T) {
+	t.Parallel()
+	m := newManager(t, nil)
+	cfg := testConfig("idleon")
+	cfg.OnDemand = true
+	s := m.Supervise(cfg)
+	if err := s.Start(ctxT(t, 5*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	waitPhase(t, s, PhaseSleeping, 5*time.Second)
+	_, release, err := s.EnsureReady(ctxT(t, 5*time.Second)) // wakes it
+	if err != nil {
+		t.Fatal(err)
+	}
+	release()
+	time.Sleep(400 * time.Millisecond)
+	const idle = 300 * time.Millisecond
+	cfg.IdleTimeout = idle
+	updated := time.Now()
+	if err := s.Update(ctxT(t, 5*time.Second), cfg); err != nil {
+		t.Fatal(err)
+	}
+	waitPhase(t, s, PhaseSleeping, 5*time.Second)
+	if d := time.Since(updated); d < idle {
+		t.Fatalf("put to sleep %v after the update, idle timeout %v", d, idle)
+	}
+}

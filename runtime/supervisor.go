@@ -51,6 +51,9 @@ type Supervisor struct {
 	inflight  atomic.Int64
 	wantDrain atomic.Bool  // the loop waits for inflight to reach 0
 	lastEnd   atomic.Int64 // unix nanoseconds of the end of the last request
+	// timesEnds is whether requests record lastEnd: only an IdleTimeout
+	// reads it, and reading the clock is a share of a proxied request.
+	timesEnds atomic.Bool
 	status    atomic.Pointer[Status]
 
 	subMu  sync.Mutex
@@ -173,11 +176,22 @@ func newSupervisor(m *Manager, cfg Config) *Supervisor {
 	if validName(cfg.Name) {
 		s.logPath = filepath.Join(m.logDir, cfg.Name+".log")
 	}
-	s.ls.cfg = cfg
+	s.setConfig(cfg)
 	s.ls.phase = PhaseStopped
 	s.ls.since = time.Now()
 	s.publish()
 	return s
+}
+
+// setConfig makes cfg the loop's config. An idle timeout switched on
+// counts from now: ends were not recorded until then.
+func (s *Supervisor) setConfig(cfg Config) {
+	s.ls.cfg = cfg
+	on := cfg.IdleTimeout > 0
+	if on && !s.timesEnds.Load() {
+		s.lastEnd.Store(time.Now().UnixNano())
+	}
+	s.timesEnds.Store(on)
 }
 
 // inert ends a supervisor that never runs (invalid name, or created after
