@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 time="${BENCHTIME:-3s}"
-requests="${BENCH_REQUESTS:-4000}"
+requests="${BENCH_REQUESTS:-20000}"
 go test -run '^$' -bench . -benchtime "$time" -benchmem ./runtime
 go test -run '^$' -bench . -benchtime "$time" -benchmem ./reconcile
 go test -run '^$' -bench Proxy -benchtime "${requests}x" ./httpapi
