@@ -235,19 +235,6 @@ func (s *Server) forwardWhole(ctx *fasthttp.RequestCtx, pc proxyCall, id []byte)
 	s.accessLog(ctx, &pc, resp.StatusCode(), int64(len(resp.Body())), nil)
 }
 
-// setUpstreamURI points req at path, keeping the query string.
-func (s *Server) setUpstreamURI(ctx *fasthttp.RequestCtx, req *fasthttp.Request, path string) {
-	bp := uriPool.Get().(*[]byte)
-	uri := append((*bp)[:0], path...)
-	if q := ctx.URI().QueryString(); len(q) > 0 {
-		uri = append(uri, '?')
-		uri = append(uri, q...)
-	}
-	req.SetRequestURIBytes(uri)
-	*bp = uri
-	uriPool.Put(bp)
-}
-
 // restamp puts back on a response that an upstream answer replaced the
 // CORS headers handle had set on it (handle adds the request id last).
 func (s *Server) restamp(ctx *fasthttp.RequestCtx) {
