@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"math/bits"
 	"net"
 	"strconv"
 	"sync"
@@ -132,8 +133,11 @@ const trailerIndex = 7
 func droppedPresent(h *fasthttp.RequestHeader) uint32 {
 	var found uint32
 	for k := range h.All() {
-		for i, d := range dropRequestHeaders {
-			if len(k) == len(d) && bytes.EqualFold(k, d) {
+		if len(k) >= len(droppedByLen) {
+			continue
+		}
+		for c := droppedByLen[len(k)]; c != 0; c &= c - 1 {
+			if i := bits.TrailingZeros32(c); bytes.EqualFold(k, dropRequestHeaders[i]) {
 				found |= 1 << i
 				break
 			}
@@ -141,6 +145,15 @@ func droppedPresent(h *fasthttp.RequestHeader) uint32 {
 	}
 	return found
 }
+
+// droppedByLen[n] is the bit set of the dropRequestHeaders n bytes long,
+// so that a header is compared only with names of its length.
+var droppedByLen = func() (t [32]uint32) {
+	for i, d := range dropRequestHeaders {
+		t[len(d)] |= 1 << i
+	}
+	return t
+}()
 
 // proxyCall is one request to forward.
 type proxyCall struct {
