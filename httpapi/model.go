@@ -97,24 +97,16 @@ func scanJSON(data []byte) (model, stream []byte, ok bool) {
 				return nil, nil, false
 			}
 			switch c := data[i]; c {
-			case '{':
-				push(true)
+			case '{', '[':
+				push(c == '{')
 				i = skipSpace(data, i+1)
-				if i < len(data) && data[i] == '}' {
+				switch {
+				case i < len(data) && data[i] == c+2: // '}' or ']': empty
 					depth--
 					i++
 					state = afterValue
-				} else {
+				case c == '{':
 					state = wantKey
-				}
-				continue
-			case '[':
-				push(false)
-				i = skipSpace(data, i+1)
-				if i < len(data) && data[i] == ']' {
-					depth--
-					i++
-					state = afterValue
 				}
 				continue
 			case '"':

@@ -32,7 +32,9 @@ func (s *Server) serveOpenAI(ctx *fasthttp.RequestCtx, rt route, id []byte) {
 		writeOpenAIError(ctx, fasthttp.StatusBadRequest, typeInvalidRequest, code, "model", err.Error())
 		return
 	}
-	name, addr, release, ok := "", "", func() {}, false
+	var name, addr string
+	var release func()
+	ok := false
 	if s.ready != nil {
 		name, addr, release, ok = s.ready.AcquireReady(model)
 	}

@@ -241,11 +241,7 @@ func (s *Server) forwardWhole(ctx *fasthttp.RequestCtx, pc proxyCall, id []byte)
 	}
 	cleanResponseHeaders(&resp.Header)
 	s.restamp(ctx)
-	if s.access != nil {
-		s.writeAccessLine(ctx, &pc, id, resp.StatusCode(), int64(len(resp.Body())))
-		return
-	}
-	s.accessLog(ctx, &pc, resp.StatusCode(), int64(len(resp.Body())), nil)
+	s.accessLogID(ctx, &pc, id, resp.StatusCode(), int64(len(resp.Body())), nil)
 }
 
 // restamp puts back on a response that an upstream answer replaced the
@@ -463,9 +459,18 @@ func (r *relay) CloseWithError(err error) error {
 
 // accessLog writes the info line of one proxied request.
 func (s *Server) accessLog(ctx *fasthttp.RequestCtx, pc *proxyCall, status int, n int64, err error) {
+	s.accessLogID(ctx, pc, nil, status, n, err)
+}
+
+// accessLogID is accessLog for a caller that has the request id at hand
+// (nil: look it up).
+func (s *Server) accessLogID(ctx *fasthttp.RequestCtx, pc *proxyCall, id []byte, status int, n int64, err error) {
 	if err == nil && s.access != nil {
-		s.writeAccessLine(ctx, pc, nil, status, n)
+		s.writeAccessLine(ctx, pc, id, status, n)
 		return
+	}
+	if id == nil {
+		id = requestID(ctx)
 	}
 	ev := s.log.Info()
 	if err != nil {
@@ -474,7 +479,7 @@ func (s *Server) accessLog(ctx *fasthttp.RequestCtx, pc *proxyCall, status int, 
 	if ev == nil {
 		return
 	}
-	ev.Bytes("request_id", requestID(ctx)).
+	ev.Bytes("request_id", id).
 		Bytes("method", ctx.Method()).
 		Bytes("path", pc.loggedPath(ctx)).
 		Str("instance", pc.instance).
