@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestAccessControl runs a daemon with API keys and --readonly: requests
@@ -74,7 +75,38 @@ func TestAccessControl(t *testing.T) {
 	if r.Status != http.StatusUnauthorized || json.Unmarshal(r.Body, &oaErr) != nil || oaErr.Error.Message == "" {
 		t.Errorf("proxy without a key: %s, want 401 with an OpenAI-shaped error", r)
 	}
-	d.expectServedBy(d.call("POST", "/v1/chat/completions", chatBody, bearer(ikey)...), inst.PID, "proxy with the inference key")
+	served := d.call("POST", "/v1/chat/completions", chatBody, bearer(ikey)...)
+	d.expectServedBy(served, inst.PID, "proxy with the inference key")
+	// Its access line: every field, the id the client got, no key.
+	id := served.Header.Get("X-Request-Id")
+	var line map[string]any
+	waitFor(t, 5*time.Second, "the access line of "+id, func() (bool, string) {
+		for _, rec := range d.log.records("proxy") {
+			if rec["request_id"] == id {
+				line = rec
+				return true, ""
+			}
+		}
+		return false, "not logged"
+	})
+	for k, want := range map[string]any{"level": "info", "method": "POST", "path": "/v1/chat/completions",
+		"instance": "guarded", "model": "guarded", "status": float64(200)} {
+		if line[k] != want {
+			t.Errorf("access line %v: %s = %v, want %v", line, k, line[k], want)
+		}
+	}
+	if ms, ok := line["duration"].(float64); !ok || ms < 0 {
+		t.Errorf("access line %v: duration", line)
+	}
+	if n, ok := line["bytes"].(float64); !ok || n <= 0 {
+		t.Errorf("access line %v: bytes", line)
+	}
+	if ts, ok := line["time"].(string); !ok || ts == "" {
+		t.Errorf("access line %v: time", line)
+	}
+	if out := d.log.String(); strings.Contains(out, ikey) || strings.Contains(out, mkey) {
+		t.Errorf("a key was logged")
+	}
 	d.expectServedBy(d.call("POST", "/v1/chat/completions", chatBody, bearer(mkey)...), inst.PID, "proxy with the management key")
 	if r := d.call("GET", "/v1/models", nil, bearer("nope")...); r.Status != http.StatusUnauthorized {
 		t.Errorf("/v1/models with a wrong key: %s, want 401", r)
