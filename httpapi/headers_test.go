@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"bytes"
 	"slices"
 	"strings"
 	"testing"
@@ -39,7 +40,7 @@ func TestSkipResponseHeader(t *testing.T) {
 	}{
 		{"Date", hdrSkip}, {"server", hdrSkip}, {"Connection", hdrSkip}, {"Keep-Alive", hdrSkip},
 		{"Content-Type", hdrContentType}, {"content-type", hdrContentType}, {"X-Request-Id", hdrSkip},
-		{"Content-Length", hdrSkip}, {"Transfer-Encoding", hdrSkip}, {"Access-Control-Allow-Origin", hdrSkip},
+		{"Content-Length", hdrFraming}, {"transfer-encoding", hdrFraming}, {"Access-Control-Allow-Origin", hdrSkip},
 		{"access-control-max-age", hdrSkip}, {"Access-Control-", hdrCopy}, {"Dates", hdrCopy}, {"X-Upstream", hdrCopy},
 		{"Set-Cookie", hdrCopy}, {"Content-Encoding", hdrCopy}, {"", hdrCopy},
 	}
@@ -50,6 +51,26 @@ func TestSkipResponseHeader(t *testing.T) {
 			}
 		})
 	}
+}
+
+// FuzzFoldEq checks foldEq against bytes.EqualFold for ASCII names.
+func FuzzFoldEq(f *testing.F) {
+	for _, k := range []string{"keep-alive", "KEEP-ALIVE", "Keep-Alivf", "Keep_Alive", "Date", "dATE", "@", "`", "[", "{", ""} {
+		f.Add(k)
+	}
+	names := []string{"Keep-Alive", "Date", "Access-Control-", "X-Request-Id", "Transfer-Encoding", "@", "["}
+	f.Fuzz(func(t *testing.T, k string) {
+		for i := range len(k) {
+			if k[i] >= 0x80 {
+				return // EqualFold folds some non-ASCII letters; names are ASCII
+			}
+		}
+		for _, n := range names {
+			if got, want := foldEq([]byte(k), n), bytes.EqualFold([]byte(k), []byte(n)); got != want {
+				t.Fatalf("foldEq(%q, %q) = %v, EqualFold says %v", k, n, got, want)
+			}
+		}
+	})
 }
 
 func TestPathString(t *testing.T) {

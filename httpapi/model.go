@@ -199,23 +199,36 @@ func keyOf(quoted []byte, escaped bool) int {
 }
 
 func skipSpace(data []byte, i int) int {
-	for i < len(data) && (data[i] == ' ' || data[i] == '\t' || data[i] == '\n' || data[i] == '\r') {
+	for i < len(data) && data[i] <= ' ' && (data[i] == ' ' || data[i] == '\t' || data[i] == '\n' || data[i] == '\r') {
 		i++
 	}
 	return i
 }
 
+// stringPlain marks the bytes a JSON string holds as they are: all but
+// control characters, the quote and the backslash.
+var stringPlain = func() (t [256]bool) {
+	for c := 0x20; c < 256; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
+
 // skipString skips the rest of a string from just past its opening quote
 // to just past its closing one: no control characters, and only JSON's
 // escapes.
 func skipString(data []byte, i int) (end int, escaped, ok bool) {
-	for ; i < len(data); i++ {
-		switch c := data[i]; {
-		case c == '"':
-			return i + 1, escaped, true
-		case c < ' ':
+	for {
+		for i < len(data) && stringPlain[data[i]] {
+			i++
+		}
+		if i == len(data) {
 			return i, escaped, false
-		case c == '\\':
+		}
+		switch data[i] {
+		case '"':
+			return i + 1, escaped, true
+		case '\\':
 			escaped = true
 			i++
 			if i == len(data) {
@@ -223,17 +236,19 @@ func skipString(data []byte, i int) (end int, escaped, ok bool) {
 			}
 			switch data[i] {
 			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+				i++
 			case 'u':
 				if i+4 >= len(data) || !isHex(data[i+1]) || !isHex(data[i+2]) || !isHex(data[i+3]) || !isHex(data[i+4]) {
 					return i, escaped, false
 				}
-				i += 4
+				i += 5
 			default:
 				return i, escaped, false
 			}
+		default: // a control character
+			return i, escaped, false
 		}
 	}
-	return i, escaped, false
 }
 
 func isHex(c byte) bool { return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F' }

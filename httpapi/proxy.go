@@ -266,7 +266,9 @@ func cleanResponseHeaders(h *fasthttp.ResponseHeader) {
 	var endsArr [8]int
 	names, ends := arena[:0], endsArr[:0]
 	for k := range h.All() {
-		if skipResponseHeader(k) == hdrSkip && !isFraming(k) {
+		// A Date spelt so is left out on the wire when ours is sent
+		// (fasthttp's AppendBytes), so it need not be deleted.
+		if skipResponseHeader(k) == hdrSkip && string(k) != fasthttp.HeaderDate {
 			names = append(names, k...)
 			ends = append(ends, len(names))
 		}
@@ -281,12 +283,6 @@ func cleanResponseHeaders(h *fasthttp.ResponseHeader) {
 		h.DelBytes(names[start:end])
 		start = end
 	}
-}
-
-// isFraming reports Content-Length and Transfer-Encoding.
-func isFraming(k []byte) bool {
-	return bytes.EqualFold(k, []byte(fasthttp.HeaderContentLength)) ||
-		bytes.EqualFold(k, []byte(fasthttp.HeaderTransferEncoding))
 }
 
 // forward sends the incoming request to pc.addr and relays the response.
@@ -361,7 +357,7 @@ func (s *Server) forward(ctx *fasthttp.RequestCtx, pc proxyCall) {
 func copyResponseHeaders(dst *fasthttp.ResponseHeader, src *fasthttp.ResponseHeader) {
 	for k, v := range src.All() {
 		switch skipResponseHeader(k) {
-		case hdrSkip:
+		case hdrSkip, hdrFraming:
 		case hdrContentType:
 			dst.SetContentTypeBytes(v)
 		default:
@@ -374,45 +370,64 @@ const (
 	hdrCopy = iota
 	hdrSkip
 	hdrContentType
+	hdrFraming // Content-Length, Transfer-Encoding: fasthttp's to set
 )
 
 // skipResponseHeader classifies a response header name for
 // copyResponseHeaders; the length picks the few names to compare.
 func skipResponseHeader(k []byte) int {
-	eq := func(name string) bool { return bytes.EqualFold(k, []byte(name)) }
 	switch len(k) {
 	case 4:
-		if eq(fasthttp.HeaderDate) {
+		if foldEq(k, fasthttp.HeaderDate) {
 			return hdrSkip
 		}
 	case 6:
-		if eq(fasthttp.HeaderServer) {
+		if foldEq(k, fasthttp.HeaderServer) {
 			return hdrSkip
 		}
 	case 10:
-		if eq(fasthttp.HeaderConnection) || eq("Keep-Alive") {
+		if foldEq(k, fasthttp.HeaderConnection) || foldEq(k, "Keep-Alive") {
 			return hdrSkip
 		}
 	case 12:
-		if eq(fasthttp.HeaderContentType) {
+		if foldEq(k, fasthttp.HeaderContentType) {
 			return hdrContentType
 		}
-		if eq(headerRequestID) {
+		if foldEq(k, headerRequestID) {
 			return hdrSkip
 		}
 	case 14:
-		if eq(fasthttp.HeaderContentLength) {
-			return hdrSkip
+		if foldEq(k, fasthttp.HeaderContentLength) {
+			return hdrFraming
 		}
 	case 17:
-		if eq(fasthttp.HeaderTransferEncoding) {
-			return hdrSkip
+		if foldEq(k, fasthttp.HeaderTransferEncoding) {
+			return hdrFraming
 		}
 	}
-	if len(k) > 15 && bytes.EqualFold(k[:15], []byte("Access-Control-")) {
+	if len(k) > 15 && foldEq(k[:15], "Access-Control-") {
 		return hdrSkip
 	}
 	return hdrCopy
+}
+
+// foldEq reports whether the header name k is name, ignoring ASCII case
+// (header names are ASCII tokens; name is one).
+func foldEq(k []byte, name string) bool {
+	if len(k) != len(name) {
+		return false
+	}
+	if string(k) == name { // as a parsed header spells it
+		return true
+	}
+	for i := range len(k) {
+		if a, b := k[i], name[i]; a != b {
+			if l := a | 0x20; l != b|0x20 || l < 'a' || l > 'z' {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // relay is the client-facing body stream of a proxied response. The
