@@ -91,45 +91,16 @@ func TestCoarseTimeouts(t *testing.T) {
 	addr := coarseServer(t, timeout)
 
 	t.Run("busy connection stays", func(t *testing.T) {
-		c, err := net.Dial("tcp", addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		br := bufio.NewReader(c)
-		for i := range 25 { // 25 x 60ms: more than three timeouts
-			if _, err := io.WriteString(c, chatRequest); err != nil {
-				t.Fatalf("request %d: %v", i, err)
-			}
-			resp, err := http.ReadResponse(br, nil)
-			if err != nil {
-				t.Fatalf("request %d: %v", i, err)
-			}
-			_, _ = io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode != 200 {
-				t.Fatalf("request %d: %s", i, resp.Status)
-			}
+		c, br := dialChat(t, addr)
+		for range 25 { // 25 x 60ms: more than three timeouts
+			chatOn(t, c, br)
 			time.Sleep(60 * time.Millisecond)
 		}
 	})
 
 	t.Run("idle connection closed", func(t *testing.T) {
-		c, err := net.Dial("tcp", addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		if _, err := io.WriteString(c, chatRequest); err != nil {
-			t.Fatal(err)
-		}
-		br := bufio.NewReader(c)
-		resp, err := http.ReadResponse(br, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		_, _ = io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
+		c, br := dialChat(t, addr)
+		chatOn(t, c, br)
 		start := time.Now()
 		_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
 		if _, err := br.ReadByte(); err != io.EOF {
@@ -141,26 +112,41 @@ func TestCoarseTimeouts(t *testing.T) {
 	})
 
 	t.Run("slow request gets 408", func(t *testing.T) {
-		c, err := net.Dial("tcp", addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
 		start := time.Now()
-		if _, err := io.WriteString(c, "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"); err != nil {
-			t.Fatal(err)
-		}
-		_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
-		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusRequestTimeout {
-			t.Fatalf("status %s, want 408", resp.Status)
+		// Headers begun and never ended.
+		if status := rawStatus(t, addr, "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"); status != http.StatusRequestTimeout {
+			t.Fatalf("status %d, want 408", status)
 		}
 		if d := time.Since(start); d < timeout-50*time.Millisecond || d > 5*timeout {
 			t.Fatalf("408 after %v, timeout %v", d, timeout)
 		}
 	})
+}
+
+// dialChat opens a connection to addr, closed when t ends.
+func dialChat(t *testing.T, addr string) (net.Conn, *bufio.Reader) {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c, bufio.NewReader(c)
+}
+
+// chatOn sends chatRequest on c and wants a 200, read whole.
+func chatOn(t *testing.T, c net.Conn, br *bufio.Reader) {
+	t.Helper()
+	if _, err := io.WriteString(c, chatRequest); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("chat: %s", resp.Status)
+	}
 }

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // noisyUpstream answers like a server that sends everything a proxy must
@@ -288,7 +289,7 @@ func TestUpstreamRequestLine(t *testing.T) {
 }
 
 // rawStatus sends raw on a new connection and returns the status of the
-// answer, whose body it reads whole.
+// answer, whose body it reads whole; an answer 10s late fails.
 func rawStatus(t *testing.T, addr, raw string) int {
 	t.Helper()
 	conn, err := net.Dial("tcp", addr)
@@ -296,6 +297,7 @@ func rawStatus(t *testing.T, addr, raw string) int {
 		t.Fatal(err)
 	}
 	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
 	if _, err := io.WriteString(conn, raw); err != nil {
 		t.Fatal(err)
 	}

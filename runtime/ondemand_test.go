@@ -327,8 +327,8 @@ func TestUpdateChangedBackKeepsProcess(t *testing.T) {
 }
 
 // TestIdleTimeoutSwitchedOn checks that an idle timeout set on a running
-// instance counts from the update, not from a request that ended before
-// it (ends are not recorded while there is no idle timeout).
+// instance counts from the update, although the ends of the requests
+// before it were not recorded (there was no idle timeout to read them).
 func TestIdleTimeoutSwitchedOn(t *testing.T) {
 	t.Parallel()
 	m := newManager(t, nil)

@@ -184,14 +184,11 @@ func newSupervisor(m *Manager, cfg Config) *Supervisor {
 }
 
 // setConfig makes cfg the loop's config. An idle timeout switched on
-// counts from now: ends were not recorded until then.
+// needs no past ends: the update re-arms the idle check a whole timeout
+// from now (onUpdate), and a start arms it from health.
 func (s *Supervisor) setConfig(cfg Config) {
 	s.ls.cfg = cfg
-	on := cfg.IdleTimeout > 0
-	if on && !s.timesEnds.Load() {
-		s.lastEnd.Store(time.Now().UnixNano())
-	}
-	s.timesEnds.Store(on)
+	s.timesEnds.Store(cfg.IdleTimeout > 0)
 }
 
 // inert ends a supervisor that never runs (invalid name, or created after
