@@ -86,10 +86,16 @@ func (c *conn) drop() {
 }
 
 // Interleave sends n requests with body to every target over conc
-// connections each, in ten rounds that alternate between the targets, and returns each target's
-// rate in requests per second. Each worker keeps its connection from
-// round to round, so a round pays no dials the previous one did not. Any
-// failed request is an error.
+// connections each, in rounds that alternate between the targets, and
+// returns each target's rate in requests per second. Each worker keeps its
+// connection from round to round, so a round pays no dials the previous
+// one did not. Any failed request is an error.
+//
+// The rounds follow a balanced order (Orders): within them, every target
+// runs right after every other target equally often. A target that always
+// ran after the same one would always find caches and scheduler in the
+// state that one left: after a round that loaded the same upstream
+// process, say, which then answers faster.
 func Interleave(targets []*Target, body []byte, conc, n int, stream bool) ([]float64, error) {
 	for _, t := range targets {
 		t.conns = make([]*conn, conc)
@@ -103,13 +109,11 @@ func Interleave(targets []*Target, body []byte, conc, n int, stream bool) ([]flo
 			t.close()
 		}
 	}()
-	const rounds = 10
+	orders := Orders(len(targets))
+	rounds := (minRounds + len(orders) - 1) / len(orders) * len(orders)
 	for i := range rounds {
-		// Each round starts with another target, so that none always
-		// follows the same one (a target running right after another
-		// finds caches and scheduler in the state that one left).
-		for j := range targets {
-			t := targets[(i+j)%len(targets)]
+		for _, k := range orders[i%len(orders)] {
+			t := targets[k]
 			m := n / rounds
 			if i < n%rounds {
 				m++
@@ -130,6 +134,46 @@ func Interleave(targets []*Target, body []byte, conc, n int, stream bool) ([]flo
 		rates[i] = float64(t.done) / t.elapsed.Seconds()
 	}
 	return rates, nil
+}
+
+// minRounds is the fewest rounds Interleave runs: enough that a burst of
+// load from elsewhere falls on every target alike.
+const minRounds = 10
+
+// Orders returns the orders of n targets that rounds take in turn, a
+// Williams design: in each, every target comes once, and over all of them
+// every target comes right after every other target equally often (once
+// for an even n, in n orders; twice for an odd n above 1, in 2n).
+func Orders(n int) [][]int {
+	if n <= 0 {
+		return nil
+	}
+	// The first order is 0, n-1, 1, n-2, 2, ...; the others are it shifted
+	// by 1 to n-1, and for an odd n all of those reversed as well.
+	first := make([]int, n)
+	for j := range first {
+		if j%2 == 0 {
+			first[j] = j / 2
+		} else {
+			first[j] = n - (j+1)/2
+		}
+	}
+	var orders [][]int
+	for k := range n {
+		o := make([]int, n)
+		for j, v := range first {
+			o[j] = (v + k) % n
+		}
+		orders = append(orders, o)
+	}
+	if n%2 == 1 && n > 1 {
+		for k := range n {
+			r := slices.Clone(orders[k])
+			slices.Reverse(r)
+			orders = append(orders, r)
+		}
+	}
+	return orders
 }
 
 // load sends n requests to t over its connections and returns how long

@@ -99,3 +99,43 @@ func TestIdleCloseIsRetried(t *testing.T) {
 		t.Fatalf("served %d and %d, want 20 each (more for retries)", n.Load(), slow.Load())
 	}
 }
+
+func TestOrders(t *testing.T) {
+	for n := 1; n <= 7; n++ {
+		orders := Orders(n)
+		want := n
+		if n%2 == 1 && n > 1 {
+			want = 2 * n
+		}
+		if len(orders) != want {
+			t.Fatalf("n=%d: %d orders, want %d", n, len(orders), want)
+		}
+		follows := map[[2]int]int{}
+		for _, o := range orders {
+			seen := make([]bool, n)
+			for j, v := range o {
+				if v < 0 || v >= n || seen[v] {
+					t.Fatalf("n=%d: order %v is not a permutation", n, o)
+				}
+				seen[v] = true
+				if j > 0 {
+					follows[[2]int{o[j-1], v}]++
+				}
+			}
+		}
+		each := 1
+		if n%2 == 1 {
+			each = 2
+		}
+		for a := range n {
+			for b := range n {
+				if got := follows[[2]int{a, b}]; a != b && got != each {
+					t.Errorf("n=%d: %d runs right after %d %d times, want %d", n, b, a, got, each)
+				}
+			}
+		}
+	}
+	if Orders(0) != nil {
+		t.Error("Orders(0) is not nil")
+	}
+}
