@@ -151,3 +151,20 @@ func TestScanJSONDeep(t *testing.T) {
 		t.Fatal("mismatched bracket accepted")
 	}
 }
+
+// TestRequestModelContentType checks that a multipart body is known by its
+// media type in any letter case and with leading blanks, and that any
+// other type is read as JSON.
+func TestRequestModelContentType(t *testing.T) {
+	form := []byte("--XX\r\nContent-Disposition: form-data; name=\"model\"\r\n\r\nwhisper\r\n--XX--\r\n")
+	for _, ct := range []string{"multipart/form-data; boundary=XX", "Multipart/Form-Data; boundary=XX", " \tmultipart/form-data;boundary=XX"} {
+		if m, stream, err := requestModel([]byte(ct), form); err != nil || m != "whisper" || stream {
+			t.Errorf("%q: %q %v %v", ct, m, stream, err)
+		}
+	}
+	for _, ct := range []string{"", "application/json", "multipart/form", "text/plain"} {
+		if _, _, err := requestModel([]byte(ct), form); err == nil || !strings.Contains(err.Error(), "not valid JSON") {
+			t.Errorf("%q: a form read as %v, want it read as JSON", ct, err)
+		}
+	}
+}

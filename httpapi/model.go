@@ -21,7 +21,7 @@ var errNoModel = errors.New("request has no model")
 // (true) keys, for a multipart/form-data body (audio transcription) its
 // "model" field. contentType is the request's Content-Type header.
 func requestModel(contentType, body []byte) (model string, stream bool, err error) {
-	if bytes.HasPrefix(bytes.TrimSpace(contentType), []byte("multipart/form-data")) {
+	if isMultipart(contentType) {
 		model, err = modelFromMultipart(contentType, body)
 		return model, false, err
 	}
@@ -34,6 +34,14 @@ func requestModel(contentType, body []byte) (model string, stream bool, err erro
 		return "", false, err
 	}
 	return model, string(rawStream) == "true", nil
+}
+
+// isMultipart tells whether a Content-Type is multipart/form-data, in any
+// letter case (media types are case-insensitive).
+func isMultipart(contentType []byte) bool {
+	const mt = "multipart/form-data"
+	ct := bytes.TrimLeft(contentType, " \t")
+	return len(ct) >= len(mt) && bytes.EqualFold(ct[:len(mt)], []byte(mt))
 }
 
 // modelValue reads the raw JSON value of "model" (nil: absent).

@@ -21,7 +21,10 @@ func (s *Server) serveOpenAI(ctx *fasthttp.RequestCtx, rt route, id []byte) {
 			"method "+string(ctx.Method())+" not allowed on "+rt.rest+"; use POST")
 		return
 	}
-	start := time.Now()
+	start := ctx.Time() // read by the server as it called the handler
+	if start.IsZero() {
+		start = time.Now()
+	}
 	model, stream, err := requestModel(ctx.Request.Header.ContentType(), ctx.Request.Body())
 	if err != nil {
 		code := "invalid_request"
