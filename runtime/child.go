@@ -47,7 +47,7 @@ func (s *Supervisor) startChild() {
 		// fail to bind, and its /health probe could reach that process:
 		// fail the start with the reason instead of exec'ing.
 		if !s.m.ports.free(host, port) {
-			fail(fmt.Errorf("start: port %d on %s is in use by another process", port, host))
+			fail(fmt.Errorf("start: %w", bindProblem(host, port)))
 			return
 		}
 		s.m.ports.claim(s.name, port) // keep leases off an explicit port

@@ -6,6 +6,7 @@ import (
 	"net"
 	"strconv"
 	"sync"
+	"syscall"
 )
 
 // errNoPort means every port of the range is leased or busy.
@@ -93,6 +94,20 @@ func portFree(host string, port int) bool {
 	}
 	_ = l.Close()
 	return true
+}
+
+// bindProblem says why port on host cannot be bound, for a port the bind
+// test found unusable: in use by another process, as a rule, but also an
+// address that is not this host's or a port the daemon may not bind.
+func bindProblem(host string, port int) error {
+	l, err := net.Listen("tcp", net.JoinHostPort(bindHost(host), strconv.Itoa(port)))
+	if err == nil {
+		_ = l.Close() // freed since the test
+	}
+	if err == nil || errors.Is(err, syscall.EADDRINUSE) {
+		return fmt.Errorf("port %d on %s is in use by another process", port, host)
+	}
+	return fmt.Errorf("cannot bind port %d on %s: %w", port, host, err)
 }
 
 // bindHost is the address a child binds: 127.0.0.1 when host is empty.

@@ -3,6 +3,7 @@ package runtime
 import (
 	"bytes"
 	"errors"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -250,5 +251,23 @@ func TestNewManagerDropsBrokenRecords(t *testing.T) {
 	}
 	if err := m.Shutdown(ctxT(t, 5*time.Second)); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestBindProblem(t *testing.T) {
+	t.Parallel()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	port := l.Addr().(*net.TCPAddr).Port
+	if err := bindProblem("127.0.0.1", port); err == nil || !strings.Contains(err.Error(), "in use by another process") {
+		t.Errorf("bound port: %v", err)
+	}
+	// 192.0.2.1 (TEST-NET-1) is no address of this host.
+	err = bindProblem("192.0.2.1", port)
+	if err == nil || strings.Contains(err.Error(), "in use") || !strings.Contains(err.Error(), "cannot bind port") {
+		t.Errorf("foreign address: %v", err)
 	}
 }
