@@ -109,6 +109,11 @@ func serve(ctx context.Context, cfg *Config, log zerolog.Logger, accessLog io.Wr
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return fmt.Errorf("create data dir: %w", err)
 	}
+	unlock, err := lockDataDir(cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	// SIGHUP asks for a resync; caught from the start, since its default
 	// action would end the daemon abruptly while it loads.
 	hup := make(chan os.Signal, 1)

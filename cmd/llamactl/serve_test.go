@@ -315,3 +315,57 @@ func TestServeSignalBeforeLoaded(t *testing.T) {
 		t.Errorf("daemon served after the signal\n%s", d.logs.String())
 	}
 }
+
+// A second daemon on a data directory in use refuses to serve, naming the
+// owner's pid, and touches nothing; once the first is gone it may serve.
+func TestServeDataDirLock(t *testing.T) {
+	root := t.TempDir()
+	keys := map[string]any{
+		"specs_dir": filepath.Join(root, "specs"), "data_dir": filepath.Join(root, "data"),
+		"llama_server": filepath.Join(root, "no-llama-server"),
+	}
+	first := startServe(t, keys)
+	waitUntil(t, "the first daemon to be ready", func() bool { return strings.Contains(first.logs.String(), "llamactl ready") })
+	cfg, err := loadConfig("", nil, map[string]any{"listen": "127.0.0.1:0", "specs_dir": keys["specs_dir"],
+		"data_dir": keys["data_dir"], "llama_server": keys["llama_server"]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs syncBuffer
+	err = serve(context.Background(), cfg, zerolog.New(&logs), &logs)
+	want := "is in use by another llamactl (pid " + strconv.Itoa(os.Getpid()) + ")"
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("second daemon on the data dir: %v, want an error saying it %s", err, want)
+	}
+	if strings.Contains(logs.String(), "llamactl ready") {
+		t.Fatalf("second daemon served:\n%s", logs.String())
+	}
+	if err := first.stop(); err != nil {
+		t.Fatal(err)
+	}
+	second := startServe(t, keys)
+	waitUntil(t, "a daemon after the first stopped", func() bool { return strings.Contains(second.logs.String(), "llamactl ready") })
+}
+
+func TestLockDataDir(t *testing.T) {
+	dir := t.TempDir()
+	unlock, err := lockDataDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, lockFileName)); strings.TrimSpace(string(b)) != strconv.Itoa(os.Getpid()) {
+		t.Errorf("lock file holds %q, want this pid", b)
+	}
+	if _, err := lockDataDir(dir); err == nil {
+		t.Fatal("locked twice")
+	}
+	unlock()
+	unlock2, err := lockDataDir(dir)
+	if err != nil {
+		t.Fatalf("lock after unlock: %v", err)
+	}
+	unlock2()
+	if _, err := lockDataDir(filepath.Join(dir, "missing", "dir")); err == nil || !strings.Contains(err.Error(), "lock data dir") {
+		t.Errorf("lock in a missing dir: %v", err)
+	}
+}
