@@ -39,11 +39,42 @@ type genRequest struct {
 	created int64
 }
 
+// maxDepth bounds the nesting of a request body: gjson's validator
+// recurses once per level, and a body of a few million "[" would overflow
+// the stack. A deeper body is answered as a malformed one.
+const maxDepth = 512
+
+// shallow tells whether body nests arrays and objects at most maxDepth
+// deep (brackets inside strings do not count), without recursion.
+func shallow(body []byte) bool {
+	depth, inString := 0, false
+	for i := 0; i < len(body); i++ {
+		c := body[i]
+		switch {
+		case inString:
+			if c == '\\' {
+				i++
+			} else if c == '"' {
+				inString = false
+			}
+		case c == '"':
+			inString = true
+		case c == '[' || c == '{':
+			if depth++; depth > maxDepth {
+				return false
+			}
+		case c == ']' || c == '}':
+			depth--
+		}
+	}
+	return true
+}
+
 // parseGenRequest reads the fields the fake uses from a JSON body; ok is
 // false when the body is not a JSON object. maxTokens is the configured
 // generation length (FAKELLAMA_TOKENS).
 func parseGenRequest(body []byte, defaultModel string, maxTokens int) (genRequest, bool) {
-	if !gjson.ValidBytes(body) {
+	if !shallow(body) || !gjson.ValidBytes(body) {
 		return genRequest{}, false
 	}
 	res := gjson.GetManyBytes(body, "model", "stream", "max_tokens", "max_completion_tokens", "n_predict")
