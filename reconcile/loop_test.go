@@ -562,3 +562,19 @@ func TestFailedInstanceRetriedOnRestartPolicyChange(t *testing.T) {
 		t.Fatalf("max_restarts = %d, want 5", got)
 	}
 }
+
+// stop_timeout: 0 means no grace (SIGKILL right after SIGTERM), not the
+// default; an absent stop_timeout takes the configured default.
+func TestStopTimeoutZero(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "zero.yaml"), model("zero", "stop_timeout: 0"))
+	writeFile(t, filepath.Join(dir, "five.yaml"), model("five", "stop_timeout: 5"))
+	writeFile(t, filepath.Join(dir, "unset.yaml"), model("unset"))
+	l, procs := newFakeLoop(t, dir, func(o *Options) { o.Defaults.StopTimeout = 7 * time.Second })
+	settle(t, l)
+	for name, want := range map[string]time.Duration{"zero": runtime.KillAtOnce, "five": 5 * time.Second, "unset": 7 * time.Second} {
+		if got := procs.sup(name).config().StopTimeout; got != want {
+			t.Errorf("%s: StopTimeout %v, want %v", name, got, want)
+		}
+	}
+}

@@ -152,7 +152,7 @@ func (l *Loop) config(name string, sp *spec.Spec, hash string) (runtime.Config, 
 		Args:           args,
 		Env:            maps.Clone(sp.Env),
 		Hash:           hash,
-		StopTimeout:    seconds(sp.StopTimeout, d.StopTimeout),
+		StopTimeout:    stopTimeout(sp.StopTimeout, d.StopTimeout),
 		StartupTimeout: seconds(sp.StartupTimeout, d.StartupTimeout),
 		AutoRestart:    sp.AutoRestart == nil || *sp.AutoRestart,
 		MaxRestarts:    d.MaxRestarts,
@@ -177,6 +177,15 @@ func seconds(v *int, def time.Duration) time.Duration {
 		return def
 	}
 	return time.Duration(*v) * time.Second
+}
+
+// stopTimeout is seconds for stop_timeout, where an explicit 0 means no
+// grace at all: SIGKILL right after SIGTERM.
+func stopTimeout(v *int, def time.Duration) time.Duration {
+	if v != nil && *v == 0 {
+		return runtime.KillAtOnce
+	}
+	return seconds(v, def)
 }
 
 // sameConfig reports whether two configs are equal in every field.

@@ -70,7 +70,7 @@ type Config struct {
 	Port   int    // 0 = lease one from the manager's port range
 	Hash   string // canonical spec hash; a change means restart
 
-	StopTimeout    time.Duration // SIGTERM to SIGKILL; 0 = DefaultStopTimeout
+	StopTimeout    time.Duration // SIGTERM to SIGKILL; 0 = DefaultStopTimeout, KillAtOnce = no wait
 	StartupTimeout time.Duration // exec to healthy; 0 = DefaultStartupTimeout
 
 	AutoRestart  bool          // false: a crash leaves the instance failed
@@ -132,6 +132,10 @@ type ManagerOptions struct {
 	// before adopting it; default 1s.
 	AdoptProbeTimeout time.Duration
 }
+
+// KillAtOnce as Config.StopTimeout sends SIGKILL right after SIGTERM (a
+// spec's stop_timeout: 0).
+const KillAtOnce time.Duration = -1
 
 // Defaults applied where a Config or ManagerOptions leaves zero.
 const (

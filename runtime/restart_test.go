@@ -194,6 +194,27 @@ func TestStopIgnoringSIGTERM(t *testing.T) {
 	}
 }
 
+// KillAtOnce (a spec's stop_timeout: 0) sends SIGKILL right after
+// SIGTERM: a child that ignores SIGTERM is gone well before the default
+// stop timeout.
+func TestStopKillAtOnce(t *testing.T) {
+	t.Parallel()
+	m := newManager(t, nil)
+	cfg := testConfig("no-grace", "FAKELLAMA_IGNORE_SIGTERM=1")
+	cfg.StopTimeout = KillAtOnce
+	s, st := startRunning(t, m, cfg)
+	begin := time.Now()
+	if err := s.Stop(ctxT(t, 5*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if el := time.Since(begin); el > DefaultStopTimeout/2 {
+		t.Fatalf("Stop took %s, want SIGKILL at once, not after the %s default", el, DefaultStopTimeout)
+	}
+	if alive(st.PID) {
+		t.Fatalf("pid %d alive after Stop", st.PID)
+	}
+}
+
 func TestGrandchildGoesWithTheGroup(t *testing.T) {
 	t.Parallel()
 	for _, how := range []string{"stop", "crash"} {

@@ -376,8 +376,11 @@ func (s *Supervisor) publish() {
 }
 
 func (s *Supervisor) stopTimeout() time.Duration {
-	if d := s.ls.cfg.StopTimeout; d > 0 {
+	switch d := s.ls.cfg.StopTimeout; {
+	case d > 0:
 		return d
+	case d < 0:
+		return 0 // KillAtOnce
 	}
 	return DefaultStopTimeout
 }

@@ -135,7 +135,7 @@ var notes = map[string]string{
 	"idle_timeout":               "stop after this many idle seconds",
 	"env":                        "added to the process environment",
 	"extra_args":                 "appended verbatim to argv",
-	"stop_timeout":               "seconds from SIGTERM to SIGKILL",
+	"stop_timeout":               "seconds from SIGTERM to SIGKILL (0: at once)",
 	"startup_timeout":            "seconds allowed to become healthy",
 	"auto_restart":               "restart after a crash",
 	"max_restarts":               "restart budget",

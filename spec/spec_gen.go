@@ -19,7 +19,7 @@ type Spec struct {
 	Env map[string]string `json:"env,omitempty"`
 	// ExtraArgs are appended verbatim to llama-server's argv.
 	ExtraArgs []string `json:"extra_args,omitempty"`
-	// StopTimeout is the seconds between SIGTERM and SIGKILL.
+	// StopTimeout is the seconds between SIGTERM and SIGKILL (0: SIGKILL right after SIGTERM).
 	StopTimeout *int `json:"stop_timeout,omitempty"`
 	// StartupTimeout is the seconds allowed to become healthy.
 	StartupTimeout      *int  `json:"startup_timeout,omitempty"`

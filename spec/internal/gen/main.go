@@ -53,7 +53,7 @@ var comments = map[string]string{
 	"idle_timeout":    "IdleTimeout stops an idle instance after this many seconds.",
 	"env":             "Env is added to the process environment.",
 	"extra_args":      "ExtraArgs are appended verbatim to llama-server's argv.",
-	"stop_timeout":    "StopTimeout is the seconds between SIGTERM and SIGKILL.",
+	"stop_timeout":    "StopTimeout is the seconds between SIGTERM and SIGKILL (0: SIGKILL right after SIGTERM).",
 	"startup_timeout": "StartupTimeout is the seconds allowed to become healthy.",
 }
 
