@@ -5,7 +5,10 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // TestGitSync points the daemon at a git-sync style link (a symlink to a
@@ -87,5 +90,40 @@ func TestGitSync(t *testing.T) {
 	}
 	if st := d.status(); st.Revision != "bbbb2222" || st.Error != "" {
 		t.Errorf("daemon status after sync %+v, want revision bbbb2222 and no error", st)
+	}
+}
+
+// TestGitCheckoutReadOnly: specs in a plain git checkout (kept fresh by
+// git pull) are read-only to the API, and an explicit --readonly=false
+// lets the API write there.
+func TestGitCheckoutReadOnly(t *testing.T) {
+	t.Parallel()
+	fd := newFleetDir(t)
+	if err := os.Mkdir(filepath.Join(fd.Root, ".git"), 0o755); err != nil { // specs is Root/specs
+		t.Fatal(err)
+	}
+	d := startDaemon(t, fd, daemonOpts{})
+	if st := d.status(); !st.ReadOnly {
+		t.Errorf("status of specs in a work tree: %+v, want read-only", st)
+	}
+	r := d.call("POST", "/api/v1/instances/newbie", map[string]any{"model": "/models/newbie.gguf"})
+	if r.Status != http.StatusConflict || !strings.Contains(string(r.Body), "commit") {
+		t.Errorf("create in a git checkout: %s, want 409 saying to commit", r)
+	}
+	if _, err := os.Stat(filepath.Join(fd.SpecsDir, "newbie.yaml")); err == nil {
+		t.Error("refused create wrote newbie.yaml")
+	}
+	d.signal(syscall.SIGTERM)
+	if code := d.wait(15 * time.Second); code != 0 {
+		t.Fatalf("daemon exit code %d", code)
+	}
+
+	w := startDaemon(t, fd, daemonOpts{Args: []string{"--readonly=false"}})
+	if st := w.status(); st.ReadOnly {
+		t.Errorf("status with --readonly=false: %+v", st)
+	}
+	w.expect(w.call("POST", "/api/v1/instances/newbie", map[string]any{"model": "/models/newbie.gguf"}), http.StatusCreated, "create with --readonly=false")
+	if _, err := os.Stat(filepath.Join(fd.SpecsDir, "newbie.yaml")); err != nil {
+		t.Errorf("create with --readonly=false: %v", err)
 	}
 }

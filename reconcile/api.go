@@ -41,8 +41,9 @@
 // its own format (temp file in the same folder, fsync, compare-and-swap
 // against the file's current content, rename, fsync of the folder),
 // apply the new content at once and queue the name. With
-// Options.ReadOnly, or when the specs dir is under a symlink (git-sync),
-// every write fails with ErrReadOnly.
+// Options.ReadOnly, when the specs dir is under a symlink (git-sync), or
+// when it is in a git work tree (unless Options.GitWritable), every write
+// fails with ErrReadOnly.
 package reconcile
 
 import (
@@ -104,8 +105,12 @@ type DaemonStatus struct {
 
 // Options configure a Loop.
 type Options struct {
-	SpecsDir       string
-	ReadOnly       bool
+	SpecsDir string
+	ReadOnly bool
+	// GitWritable lets the API write specs in a git work tree (the
+	// operator set readonly: false); by default such specs are read-only,
+	// changed by commits. A git-sync link is read-only regardless.
+	GitWritable    bool
 	Debounce       time.Duration // default 200ms
 	ResyncInterval time.Duration // default 60s
 	Workers        int           // default 4

@@ -83,6 +83,27 @@ func findLink(dir string) string {
 	}
 }
 
+// gitWorkTree returns the top of the git work tree dir is in (the nearest
+// of dir and its ancestors that holds a .git directory or file), or ""
+// when there is none. Specs in a git checkout are changed by commits, not
+// by the API.
+func gitWorkTree(dir string) string {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return ""
+	}
+	for p := abs; ; {
+		if _, err := os.Lstat(filepath.Join(p, ".git")); err == nil {
+			return p
+		}
+		parent := filepath.Dir(p)
+		if parent == p {
+			return ""
+		}
+		p = parent
+	}
+}
+
 // revisionOf is the git-sync revision of link: the base name of its
 // target (git-sync names worktrees after the commit).
 func revisionOf(link string) string {

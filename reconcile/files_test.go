@@ -85,3 +85,54 @@ func TestWriteAtomicCleansUpOnFailedCommit(t *testing.T) {
 		t.Fatalf("stat = %v %v", fi, err)
 	}
 }
+
+// A specs dir in a git work tree (.git in it or in a parent, a directory
+// or a worktree's file) is read-only to the API unless GitWritable.
+func TestGitWorkTreeReadOnly(t *testing.T) {
+	for _, layout := range []string{"in", "parent", "file"} {
+		t.Run(layout, func(t *testing.T) {
+			root := t.TempDir()
+			dir := filepath.Join(root, "instances")
+			if err := os.MkdirAll(dir, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			var err error
+			switch layout {
+			case "in":
+				err = os.Mkdir(filepath.Join(dir, ".git"), 0o755)
+			case "parent":
+				err = os.Mkdir(filepath.Join(root, ".git"), 0o755)
+			case "file":
+				err = os.WriteFile(filepath.Join(root, ".git"), []byte("gitdir: /elsewhere\n"), 0o644)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := gitWorkTree(dir); got == "" {
+				t.Fatal("no work tree found")
+			}
+			l, _ := newFakeLoop(t, dir, nil)
+			settle(t, l)
+			if !l.Status().ReadOnly {
+				t.Error("status does not say read-only")
+			}
+			if _, err := l.Create("a", specOf(t, model("a")), spec.YAML); !errors.Is(err, ErrReadOnly) {
+				t.Fatalf("create in a work tree: %v, want ErrReadOnly", err)
+			}
+			w, _ := newFakeLoop(t, dir, func(o *Options) { o.GitWritable = true })
+			settle(t, w)
+			if _, err := w.Create("a", specOf(t, model("a")), spec.YAML); err != nil {
+				t.Fatalf("create with GitWritable: %v", err)
+			}
+		})
+	}
+}
+
+func specOf(t *testing.T, body string) *spec.Spec {
+	t.Helper()
+	s, err := spec.Decode([]byte(body), spec.YAML, "test.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}

@@ -115,6 +115,10 @@ func newLoop(opts Options, procs processes) (*Loop, error) {
 		l.log = opts.Logger.With().Str("component", "reconcile").Logger()
 	}
 	l.readOnly = opts.ReadOnly || l.link != ""
+	if wt := gitWorkTree(dir); !l.readOnly && wt != "" && !opts.GitWritable {
+		l.readOnly = true
+		l.log.Info().Str("work_tree", wt).Msg("specs dir is in a git work tree: the API will not write specs (set readonly: false to allow it)")
+	}
 	l.scan = &scanner{dir: dir, link: l.link, binary: opts.Binary, flags: opts.Flags, cache: map[string]cached{}}
 	empty := map[string]*route{}
 	l.routes.Store(&empty)

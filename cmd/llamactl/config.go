@@ -31,6 +31,10 @@ type Config struct {
 	LlamaServer string    `koanf:"llama_server"`
 	PortRange   PortRange `koanf:"port_range"`
 	ReadOnly    bool      `koanf:"readonly"`
+	// ReadOnlySet tells that readonly was given (file, environment or
+	// flag): an explicit false lets the API write specs in a git work
+	// tree, which is read-only by default.
+	ReadOnlySet bool      `koanf:"-"`
 	Auth        Auth      `koanf:"auth"`
 	Reconcile   Reconcile `koanf:"reconcile"`
 	Defaults    Defaults  `koanf:"defaults"`
@@ -173,6 +177,7 @@ func loadConfig(path string, environ []string, flags map[string]any) (*Config, e
 	if err := k.Load(confmap.Provider(defaultConfig(), "."), nil); err != nil {
 		return nil, configErr("load defaults: %v", err)
 	}
+	fromFile := false
 	if path != "" {
 		var p koanf.Parser
 		switch strings.ToLower(filepath.Ext(path)) {
@@ -196,6 +201,7 @@ func loadConfig(path string, environ []string, flags map[string]any) (*Config, e
 				return nil, configErr("config file %s: unknown key %q%s", path, key, suggestKey(key))
 			}
 		}
+		fromFile = fk.Exists("readonly")
 		if err := k.Merge(fk); err != nil {
 			return nil, configErr("config file %s: %v", path, err)
 		}
@@ -243,6 +249,9 @@ func loadConfig(path string, environ []string, flags map[string]any) (*Config, e
 	if err := d.Decode(k.Raw()); err != nil {
 		return nil, configErr("%v", err)
 	}
+	_, fromEnv := envMap["readonly"]
+	_, fromFlag := flags["readonly"]
+	cfg.ReadOnlySet = fromFlag || fromEnv || fromFile
 	if err := cfg.readKeyFiles(); err != nil {
 		return nil, err
 	}

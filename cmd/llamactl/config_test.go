@@ -144,3 +144,42 @@ func TestEnvNames(t *testing.T) {
 		}
 	}
 }
+
+// readonly is known to be given, false included, from each source: an
+// explicit false lets the API write into a git work tree.
+func TestReadOnlySet(t *testing.T) {
+	dir := t.TempDir()
+	withKey := filepath.Join(dir, "ro.yaml")
+	without := filepath.Join(dir, "plain.yaml")
+	if err := os.WriteFile(withKey, []byte("readonly: false\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(without, []byte("listen: 127.0.0.1:9\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name    string
+		file    string
+		env     []string
+		flags   map[string]any
+		set, ro bool
+	}{
+		{"nothing", "", nil, nil, false, false},
+		{"file without the key", without, nil, nil, false, false},
+		{"file false", withKey, nil, nil, true, false},
+		{"env false", "", []string{"LLAMACTL_READONLY=false"}, nil, true, false},
+		{"env true", "", []string{"LLAMACTL_READONLY=true"}, nil, true, true},
+		{"flag false", "", nil, map[string]any{"readonly": false}, true, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, err := loadConfig(tt.file, tt.env, tt.flags)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cfg.ReadOnlySet != tt.set || cfg.ReadOnly != tt.ro {
+				t.Errorf("ReadOnlySet %v ReadOnly %v, want %v %v", cfg.ReadOnlySet, cfg.ReadOnly, tt.set, tt.ro)
+			}
+		})
+	}
+}

@@ -144,6 +144,7 @@ func serve(ctx context.Context, cfg *Config, log zerolog.Logger, accessLog io.Wr
 	loop, err := reconcile.New(reconcile.Options{
 		SpecsDir:       cfg.SpecsDir,
 		ReadOnly:       cfg.ReadOnly,
+		GitWritable:    cfg.ReadOnlySet && !cfg.ReadOnly,
 		Debounce:       cfg.Reconcile.Debounce,
 		ResyncInterval: cfg.Reconcile.ResyncInterval,
 		Workers:        cfg.Reconcile.Workers,
