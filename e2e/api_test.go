@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
@@ -193,4 +194,46 @@ func testStopStart(d *daemon) {
 		t.Errorf("restart changed toggle.yaml:\n%s\n---\n%s", before, after)
 	}
 	d.expectServedBy(d.chat("toggle"), restarted.PID, "chat after restart")
+}
+
+// An instance read through the API shows no secrets; writing it back with
+// a changed field keeps them in the file (an empty string removes one).
+// If-Match takes a list of entity tags, and a weak one never matches.
+func testAPIUpdateSecrets(d *daemon) {
+	t := d.t
+	body := map[string]any{"model": "/models/sec.gguf", "ctx_size": 1024, "api_key": "sk-sec-1", "hf_token": "hf-sec-1",
+		"state": "stopped"}
+	d.expect(d.call("POST", "/api/v1/instances/sec", body), http.StatusCreated, "create sec")
+	r := d.call("GET", "/api/v1/instances/sec", nil)
+	if bytes.Contains(r.Body, []byte("sk-sec-1")) || bytes.Contains(r.Body, []byte("hf-sec-1")) {
+		t.Fatalf("GET shows a secret: %s", r)
+	}
+	var inst struct {
+		Options map[string]any `json:"options"`
+		ETag    string         `json:"etag"`
+	}
+	if err := json.Unmarshal(r.Body, &inst); err != nil {
+		t.Fatal(err)
+	}
+	opts := inst.Options
+	opts["ctx_size"] = 2048
+	d.expect(d.call("PUT", "/api/v1/instances/sec", opts, "If-Match", `"stale", "`+inst.ETag+`"`), http.StatusOK, "PUT of what GET showed")
+	file := string(d.fd.readSpec(t, "sec.yaml"))
+	if !strings.Contains(file, "sk-sec-1") || !strings.Contains(file, "hf-sec-1") || !strings.Contains(file, "2048") {
+		t.Fatalf("sec.yaml after a read-modify-write:\n%s", file)
+	}
+	r = d.call("GET", "/api/v1/instances/sec", nil)
+	if err := json.Unmarshal(r.Body, &inst); err != nil {
+		t.Fatal(err)
+	}
+	if r := d.call("PUT", "/api/v1/instances/sec", opts, "If-Match", "W/\""+inst.ETag+"\""); r.Status != http.StatusPreconditionFailed {
+		t.Errorf("PUT with a weak If-Match: %s, want 412", r)
+	}
+	opts["api_key"] = ""
+	d.expect(d.call("PUT", "/api/v1/instances/sec", opts), http.StatusOK, "PUT removing the key")
+	file = string(d.fd.readSpec(t, "sec.yaml"))
+	if strings.Contains(file, "sk-sec-1") || strings.Contains(file, "api_key") || !strings.Contains(file, "hf-sec-1") {
+		t.Fatalf("sec.yaml after api_key \"\":\n%s", file)
+	}
+	d.expect(d.call("DELETE", "/api/v1/instances/sec", nil), http.StatusNoContent, "delete sec")
 }

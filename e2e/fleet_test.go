@@ -41,6 +41,10 @@ func TestFleet(t *testing.T) {
 		t.Parallel()
 		testAPIUpdateTOML(d.on(t))
 	})
+	t.Run("APIUpdateKeepsSecrets", func(t *testing.T) {
+		t.Parallel()
+		testAPIUpdateSecrets(d.on(t))
+	})
 	t.Run("StopAndStartViaAPI", func(t *testing.T) {
 		t.Parallel()
 		testStopStart(d.on(t))

@@ -3,10 +3,13 @@ package httpapi
 import (
 	"bytes"
 	"context"
+	"errors"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/tidwall/gjson"
 	"github.com/valyala/fasthttp"
 
 	"llamactl/reconcile"
@@ -132,14 +135,14 @@ func (s *Server) serveInstance(ctx *fasthttp.RequestCtx, name string) {
 		if !ok {
 			return
 		}
-		st, err := s.fleet.Update(name, sp, ifMatch(ctx))
+		st, err := s.update(name, sp, ctx.Request.Body(), s.ifMatch(ctx, name))
 		if err != nil {
 			writeFleetError(ctx, err)
 			return
 		}
 		writeInstance(ctx, fasthttp.StatusOK, &st)
 	case fasthttp.MethodDelete:
-		if err := s.fleet.Delete(name, ifMatch(ctx)); err != nil {
+		if err := s.fleet.Delete(name, s.ifMatch(ctx, name)); err != nil {
 			writeFleetError(ctx, err)
 			return
 		}
@@ -180,13 +183,76 @@ func formatParam(ctx *fasthttp.RequestCtx) (spec.Format, bool) {
 
 // ifMatch returns the If-Match entity tag without quotes or weak prefix;
 // "" for none or "*".
-func ifMatch(ctx *fasthttp.RequestCtx) string {
+func (s *Server) ifMatch(ctx *fasthttp.RequestCtx, name string) string {
 	v := strings.TrimSpace(string(ctx.Request.Header.Peek(fasthttp.HeaderIfMatch)))
-	if v == "*" {
+	if v == "" || v == "*" {
 		return ""
 	}
-	v = strings.TrimPrefix(v, "W/")
-	return strings.Trim(v, `"`)
+	var tags []string
+	for t := range strings.SplitSeq(v, ",") {
+		t = strings.TrimSpace(t)
+		if t == "*" {
+			return ""
+		}
+		if t != "" && !strings.HasPrefix(t, "W/") { // a weak tag never matches
+			tags = append(tags, strings.Trim(t, `"`))
+		}
+	}
+	switch len(tags) {
+	case 0:
+		return noTag
+	case 1:
+		return tags[0]
+	}
+	if st, err := s.fleet.Get(name); err == nil && slices.Contains(tags, st.ETag) {
+		return st.ETag // still compared with the file as it is written
+	}
+	return tags[0]
+}
+
+// noTag is an If-Match condition no file meets.
+const noTag = "W/none"
+
+// update is PUT's write. Secrets (api_key, hf_token) are never shown, so
+// a body that leaves one out keeps the instance's current value: a client
+// that reads an instance, changes a field and writes it back must not
+// drop its key. An empty string removes it. Without an If-Match the
+// current secrets are read and written back under an If-Match of their
+// own, retried if the file changed in between.
+func (s *Server) update(name string, sp *spec.Spec, body []byte, match string) (reconcile.InstanceStatus, error) {
+	keepKey, keepToken := !gjson.GetBytes(body, "api_key").Exists(), !gjson.GetBytes(body, "hf_token").Exists()
+	if sp.APIKey != nil && *sp.APIKey == "" {
+		sp.APIKey = nil
+	}
+	if sp.HFToken != nil && *sp.HFToken == "" {
+		sp.HFToken = nil
+	}
+	if !keepKey && !keepToken {
+		return s.fleet.Update(name, sp, match)
+	}
+	for try := 0; ; try++ {
+		cur, err := s.fleet.Get(name)
+		if err != nil {
+			return reconcile.InstanceStatus{}, err
+		}
+		m := match
+		if m == "" {
+			m = cur.ETag
+		}
+		if cur.Spec != nil {
+			if keepKey {
+				sp.APIKey = cur.Spec.APIKey
+			}
+			if keepToken {
+				sp.HFToken = cur.Spec.HFToken
+			}
+		}
+		st, err := s.fleet.Update(name, sp, m)
+		if match == "" && errors.Is(err, reconcile.ErrPreconditionFailed) && try < 3 {
+			continue
+		}
+		return st, err
+	}
 }
 
 // serveAction answers POST start, stop and restart.
