@@ -222,6 +222,15 @@ func TestHeaderAndBodyLimits(t *testing.T) {
 	}
 	r2, body := ts.do(t, "PUT", "/api/v1/instances/a", bytes.Repeat([]byte(" "), 2048), "Content-Type", "application/json")
 	expect(t, r2, body, 413, `"code":413`)
+	// On the OpenAI surface the same errors take OpenAI's shape.
+	for _, path := range []string{"/v1/chat/completions", "/api/v1/v1/embeddings"} {
+		r3, body := ts.do(t, "POST", path, bytes.Repeat([]byte(" "), 2048), "Content-Type", "application/json")
+		expect(t, r3, body, 413, `"type":"invalid_request_error"`, `"code":"request_too_large"`)
+	}
+	for _, path := range []string{"/v1", "/api/v1/v1"} {
+		r4, body := ts.do(t, "GET", path, nil)
+		expect(t, r4, body, 404, `"type":"invalid_request_error"`, `"code":"not_found"`)
+	}
 }
 
 // syncBuffer is a goroutine-safe log sink.

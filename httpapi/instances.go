@@ -277,6 +277,12 @@ func (s *Server) serveAction(ctx *fasthttp.RequestCtx, name, action string) {
 		st, err = s.fleet.SetState(actx, name, spec.StateStopped)
 	default:
 		st, err = s.fleet.Restart(actx, name)
+		if errors.Is(err, runtime.ErrStopped) {
+			// Restart acts on a running instance; a stopped one is
+			// started, which is a write.
+			writeError(ctx, fasthttp.StatusConflict, err.Error()+": start it instead (POST "+apiBase+"/instances/"+name+"/start)", nil)
+			return
+		}
 	}
 	if err != nil {
 		writeFleetError(ctx, err)
@@ -286,7 +292,8 @@ func (s *Server) serveAction(ctx *fasthttp.RequestCtx, name, action string) {
 }
 
 // serveLogs answers GET logs: ?lines missing or <= 0 is the whole log, N
-// the last N lines; a non-integer is 400.
+// the last N lines (an integer too large for an int is the whole log too);
+// a non-integer (empty included) is 400.
 func (s *Server) serveLogs(ctx *fasthttp.RequestCtx, name string) {
 	if !checkName(ctx, name) {
 		return
@@ -296,11 +303,15 @@ func (s *Server) serveLogs(ctx *fasthttp.RequestCtx, name string) {
 		return
 	}
 	n := 0
-	if v := ctx.QueryArgs().Peek("lines"); v != nil {
+	if raw := ctx.QueryArgs().Peek("lines"); raw != nil {
+		v := strings.TrimSpace(string(raw))
 		var err error
-		if n, err = strconv.Atoi(strings.TrimSpace(string(v))); err != nil {
-			writeError(ctx, fasthttp.StatusBadRequest, "lines must be an integer, got "+strconv.Quote(string(v)), nil)
-			return
+		if n, err = strconv.Atoi(v); err != nil {
+			if ne, ok := err.(*strconv.NumError); !ok || ne.Err != strconv.ErrRange {
+				writeError(ctx, fasthttp.StatusBadRequest, "lines must be an integer, got "+strconv.Quote(v), nil)
+				return
+			}
+			n = 0 // beyond any log's length (or below zero): all of it
 		}
 	}
 	if n < 0 {

@@ -206,8 +206,11 @@ func TestActions(t *testing.T) {
 	}
 	f.RestartFn = func(_ context.Context, name string) (reconcile.InstanceStatus, error) {
 		calls = append(calls, name+":restart")
-		if name == "ro" {
+		switch name {
+		case "ro":
 			return reconcile.InstanceStatus{}, reconcile.ErrReadOnly
+		case "off":
+			return reconcile.InstanceStatus{}, fmt.Errorf("restart off: %w", runtime.ErrStopped)
 		}
 		return sample(name, runtime.PhaseStarting), nil
 	}
@@ -222,6 +225,7 @@ func TestActions(t *testing.T) {
 		{"restart", "POST", "/api/v1/instances/a/restart", 200, []string{`"phase":"starting"`}},
 		{"start unknown", "POST", "/api/v1/instances/zz/start", 404, nil},
 		{"restart conflict", "POST", "/api/v1/instances/ro/restart", 409, nil},
+		{"restart stopped", "POST", "/api/v1/instances/off/restart", 409, []string{"start it instead", "/api/v1/instances/off/start"}},
 		{"start timeout", "POST", "/api/v1/instances/slow/start", 504, []string{"deadline"}},
 		{"start by GET", "GET", "/api/v1/instances/a/start", 405, nil},
 		{"unknown action", "POST", "/api/v1/instances/a/explode", 404, nil},
@@ -232,7 +236,7 @@ func TestActions(t *testing.T) {
 			expect(t, resp, body, tc.status, tc.want...)
 		})
 	}
-	want := "a:running a:stopped a:restart zz:running ro:restart slow:running"
+	want := "a:running a:stopped a:restart zz:running ro:restart off:restart slow:running"
 	if got := strings.Join(calls, " "); got != want {
 		t.Fatalf("calls %q, want %q", got, want)
 	}
@@ -256,6 +260,7 @@ func TestLogs(t *testing.T) {
 	}{
 		{"", 200, 0}, {"?lines=5", 200, 5}, {"?lines=0", 200, 0}, {"?lines=-3", 200, 0},
 		{"?lines=abc", 400, -1}, {"?lines=1.5", 400, -1}, {"?lines=", 400, -1},
+		{"?lines=99999999999999999999", 200, 0}, {"?lines=-99999999999999999999", 200, 0},
 	}
 	for _, tc := range tests {
 		t.Run(tc.query, func(t *testing.T) {

@@ -103,6 +103,16 @@ func parseOpenAI(p string) route {
 	return route{kind: routeOpenAI, rest: p}
 }
 
+// isOpenAIPath tells whether path is on the OpenAI surface (/v1, or the
+// seed's /api/v1/v1), where errors take OpenAI's shape.
+func isOpenAIPath(path string) bool {
+	p, ok := strings.CutPrefix(path, apiBase)
+	if !ok {
+		p = path
+	}
+	return p == "/v1" || strings.HasPrefix(p, "/v1/")
+}
+
 // validName reports whether name follows the instance name rule: 1-64 of
 // [A-Za-z0-9._-], not starting with '.' or '-'.
 func validName(name string) bool {

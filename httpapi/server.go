@@ -126,6 +126,10 @@ func (s *Server) route(ctx *fasthttp.RequestCtx, id []byte) {
 			return
 		}
 	case routeNotFound:
+		if isOpenAIPath(path) {
+			writeOpenAIError(ctx, fasthttp.StatusNotFound, typeInvalidRequest, "not_found", "", "no route for "+path)
+			return
+		}
 		writeError(ctx, fasthttp.StatusNotFound, "no route for "+path, nil)
 		return
 	case routeOpenAPI:
@@ -180,19 +184,24 @@ func pathString(p []byte) string {
 }
 
 // handleReadError answers a request fasthttp could not read.
+// Under /v1 the answer is in OpenAI's shape, as every other answer there.
 func (s *Server) handleReadError(ctx *fasthttp.RequestCtx, err error) {
 	s.ids.stamp(ctx)
 	var netErr net.Error
+	status, code, msg := fasthttp.StatusBadRequest, "invalid_request", "cannot parse the request"
 	switch {
 	case errors.Is(err, fasthttp.ErrBodyTooLarge):
-		writeError(ctx, fasthttp.StatusRequestEntityTooLarge, "request body is larger than the limit", nil)
+		status, code, msg = fasthttp.StatusRequestEntityTooLarge, "request_too_large", "request body is larger than the limit"
 	case errors.As(err, &netErr) && netErr.Timeout():
-		writeError(ctx, fasthttp.StatusRequestTimeout, "timed out reading the request", nil)
+		status, code, msg = fasthttp.StatusRequestTimeout, "request_timeout", "timed out reading the request"
 	case errors.As(err, new(*fasthttp.ErrSmallBuffer)):
-		writeError(ctx, fasthttp.StatusRequestHeaderFieldsTooLarge, "request headers are larger than the limit", nil)
-	default:
-		writeError(ctx, fasthttp.StatusBadRequest, "cannot parse the request", nil)
+		status, code, msg = fasthttp.StatusRequestHeaderFieldsTooLarge, "headers_too_large", "request headers are larger than the limit"
 	}
+	if isOpenAIPath(string(ctx.Path())) {
+		writeOpenAIError(ctx, status, typeInvalidRequest, code, "", msg)
+		return
+	}
+	writeError(ctx, status, msg, nil)
 }
 
 // methodNotAllowed answers a known path with an unsupported method.
