@@ -114,3 +114,57 @@ func TestCleanResponseHeaders(t *testing.T) {
 		t.Fatalf("kept %s (close %v, length %d)", got, h.ConnectionClose(), h.ContentLength())
 	}
 }
+
+// Headers named in Connection are hop-by-hop: dropped from the request and
+// from the upstream's answer on both the whole and the streamed path; the
+// framing, Host and the connection options are never taken for names.
+func TestConnectionListedHeaders(t *testing.T) {
+	if got := string(dropRequestHeaders[connectionIndex]); got != fasthttp.HeaderConnection {
+		t.Fatalf("dropRequestHeaders[connectionIndex] = %q", got)
+	}
+	var names []string
+	for tok := range connectionListed([]byte(" keep-alive, X-Hop ,,Close, content-length, Host,Transfer-Encoding,x-two")) {
+		names = append(names, string(tok))
+	}
+	if got := strings.Join(names, "|"); got != "X-Hop|x-two" {
+		t.Fatalf("listed %q", got)
+	}
+
+	var req fasthttp.RequestHeader
+	req.DisableNormalizing()
+	for _, kv := range [][2]string{{"Connection", "keep-alive, x-hop, Content-Type"}, {"X-Hop", "1"}, {"Content-Type", "application/json"}, {"X-Kept", "1"}} {
+		req.Add(kv[0], kv[1])
+	}
+	req.SetContentLength(2)
+	dropHeaders(&req)
+	if v := req.Peek("X-Hop"); v != nil {
+		t.Errorf("request X-Hop kept: %q", v)
+	}
+	if len(req.ContentType()) != 0 || string(req.Peek("X-Kept")) != "1" || req.ContentLength() != 2 {
+		t.Errorf("request after dropHeaders: %q", req.Header())
+	}
+
+	newUp := func() *fasthttp.ResponseHeader {
+		var h fasthttp.ResponseHeader
+		h.DisableNormalizing()
+		for _, kv := range [][2]string{{"Connection", "X-Up, Keep-Alive"}, {"x-up", "1"}, {"X-Kept", "1"}} {
+			h.Add(kv[0], kv[1])
+		}
+		h.SetContentLength(3)
+		return &h
+	}
+	for name, h := range map[string]*fasthttp.ResponseHeader{"whole": newUp(), "streamed": {}} {
+		if name == "whole" {
+			cleanResponseHeaders(h)
+		} else {
+			copyResponseHeaders(h, newUp())
+		}
+		var kept []string
+		for k := range h.All() {
+			kept = append(kept, string(k))
+		}
+		if got := strings.Join(kept, ","); strings.Contains(strings.ToLower(got), "x-up") || !strings.Contains(got, "X-Kept") {
+			t.Errorf("%s: kept %s", name, got)
+		}
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"iter"
 	"math/bits"
 	"net"
 	"strconv"
@@ -117,9 +118,54 @@ func dropHeaders(h *fasthttp.RequestHeader) {
 		h.Del(fasthttp.HeaderTrailer)
 		found = droppedPresent(h)
 	}
+	if found&(1<<connectionIndex) != 0 {
+		// Headers the client names in Connection are hop-by-hop too.
+		if listed := h.Peek(fasthttp.HeaderConnection); listsNames(listed) {
+			var names [][]byte
+			for k := range h.All() {
+				if isListed(listed, k) {
+					names = append(names, bytes.Clone(k))
+				}
+			}
+			h.DisableNormalizing()
+			for _, k := range names {
+				h.DelBytes(k)
+			}
+			h.EnableNormalizing()
+		}
+	}
 	for i, d := range dropRequestHeaders {
 		if found&(1<<i) != 0 {
 			h.DelBytes(d)
+		}
+	}
+}
+
+// connectionIndex is Connection's place in dropRequestHeaders.
+const connectionIndex = 2
+
+// connectionListed yields the header names a Connection header lists
+// (RFC 9110 7.6.1: hop-by-hop, not forwarded), but for the connection
+// options close and keep-alive and the names whose handling is the
+// proxy's own: the framing and Host.
+func connectionListed(v []byte) iter.Seq[[]byte] {
+	return func(yield func([]byte) bool) {
+		for len(v) > 0 {
+			var tok []byte
+			if i := bytes.IndexByte(v, ','); i >= 0 {
+				tok, v = v[:i], v[i+1:]
+			} else {
+				tok, v = v, nil
+			}
+			tok = bytes.TrimSpace(tok)
+			switch {
+			case len(tok) == 0, foldEq(tok, "close"), foldEq(tok, "keep-alive"), foldEq(tok, fasthttp.HeaderHost),
+				foldEq(tok, fasthttp.HeaderContentLength), foldEq(tok, fasthttp.HeaderTransferEncoding):
+				continue
+			}
+			if !yield(tok) {
+				return
+			}
 		}
 	}
 }
@@ -265,12 +311,25 @@ func cleanResponseHeaders(h *fasthttp.ResponseHeader) {
 	var arena [256]byte
 	var endsArr [8]int
 	names, ends := arena[:0], endsArr[:0]
-	for k := range h.All() {
+	var listed []byte
+	for k, v := range h.All() {
 		// A Date spelt so is left out on the wire when ours is sent
 		// (fasthttp's AppendBytes), so it need not be deleted.
 		if skipResponseHeader(k) == hdrSkip && string(k) != fasthttp.HeaderDate {
 			names = append(names, k...)
 			ends = append(ends, len(names))
+			if len(k) == len(fasthttp.HeaderConnection) && foldEq(k, fasthttp.HeaderConnection) {
+				listed = bytes.Clone(v)
+			}
+		}
+	}
+	if listsNames(listed) {
+		// Headers the upstream names in Connection are hop-by-hop too.
+		for k := range h.All() {
+			if skipResponseHeader(k) == hdrCopy && isListed(listed, k) {
+				names = append(names, k...)
+				ends = append(ends, len(names))
+			}
 		}
 	}
 	if len(ends) == 0 {
@@ -355,15 +414,41 @@ func (s *Server) forward(ctx *fasthttp.RequestCtx, pc proxyCall) {
 // copyResponseHeaders copies upstream headers except hop-by-hop ones, the
 // framing (set anew for the client) and CORS (ours, if any).
 func copyResponseHeaders(dst *fasthttp.ResponseHeader, src *fasthttp.ResponseHeader) {
+	listed := src.Peek(fasthttp.HeaderConnection) // names in it are hop-by-hop too
+	if !listsNames(listed) {
+		listed = nil
+	}
 	for k, v := range src.All() {
 		switch skipResponseHeader(k) {
 		case hdrSkip, hdrFraming:
 		case hdrContentType:
 			dst.SetContentTypeBytes(v)
 		default:
+			if len(listed) > 0 && isListed(listed, k) {
+				continue
+			}
 			dst.AddBytesKV(k, v)
 		}
 	}
+}
+
+// listsNames tells whether a Connection header value lists any header
+// name (most list only keep-alive or close).
+func listsNames(connection []byte) bool {
+	for range connectionListed(connection) {
+		return true
+	}
+	return false
+}
+
+// isListed tells whether a Connection header value lists the name k.
+func isListed(connection, k []byte) bool {
+	for tok := range connectionListed(connection) {
+		if bytes.EqualFold(tok, k) {
+			return true
+		}
+	}
+	return false
 }
 
 const (
