@@ -89,8 +89,8 @@ func checkName(ctx *fasthttp.RequestCtx, name string) bool {
 
 // serveInstances answers GET /api/v1/instances.
 func (s *Server) serveInstances(ctx *fasthttp.RequestCtx) {
-	if !ctx.IsGet() {
-		methodNotAllowed(ctx, "GET")
+	if !isGet(ctx) {
+		methodNotAllowed(ctx, "GET, HEAD")
 		return
 	}
 	list := s.fleet.List()
@@ -107,7 +107,7 @@ func (s *Server) serveInstance(ctx *fasthttp.RequestCtx, name string) {
 		return
 	}
 	switch string(ctx.Method()) {
-	case fasthttp.MethodGet:
+	case fasthttp.MethodGet, fasthttp.MethodHead:
 		st, err := s.fleet.Get(name)
 		if err != nil {
 			writeFleetError(ctx, err)
@@ -148,7 +148,7 @@ func (s *Server) serveInstance(ctx *fasthttp.RequestCtx, name string) {
 		}
 		ctx.SetStatusCode(fasthttp.StatusNoContent)
 	default:
-		methodNotAllowed(ctx, "GET, POST, PUT, DELETE")
+		methodNotAllowed(ctx, "GET, HEAD, POST, PUT, DELETE")
 	}
 }
 
@@ -298,8 +298,8 @@ func (s *Server) serveLogs(ctx *fasthttp.RequestCtx, name string) {
 	if !checkName(ctx, name) {
 		return
 	}
-	if !ctx.IsGet() {
-		methodNotAllowed(ctx, "GET")
+	if !isGet(ctx) {
+		methodNotAllowed(ctx, "GET, HEAD")
 		return
 	}
 	n := 0

@@ -143,8 +143,8 @@ func toOpenAIModel(st *reconcile.InstanceStatus) openAIModel {
 
 // serveModels answers GET /v1/models with every instance.
 func (s *Server) serveModels(ctx *fasthttp.RequestCtx) {
-	if !ctx.IsGet() {
-		ctx.Response.Header.Set(fasthttp.HeaderAllow, "GET")
+	if !isGet(ctx) {
+		ctx.Response.Header.Set(fasthttp.HeaderAllow, "GET, HEAD")
 		writeOpenAIError(ctx, fasthttp.StatusMethodNotAllowed, typeInvalidRequest, "method_not_allowed", "", "use GET")
 		return
 	}
@@ -156,14 +156,24 @@ func (s *Server) serveModels(ctx *fasthttp.RequestCtx) {
 	writeJSON(ctx, fasthttp.StatusOK, out)
 }
 
-// serveModel answers GET /v1/models/{id}.
+// serveModel answers GET /v1/models/{id}, id being an instance's name or
+// its alias.
 func (s *Server) serveModel(ctx *fasthttp.RequestCtx, id string) {
-	if !ctx.IsGet() {
-		ctx.Response.Header.Set(fasthttp.HeaderAllow, "GET")
+	if !isGet(ctx) {
+		ctx.Response.Header.Set(fasthttp.HeaderAllow, "GET, HEAD")
 		writeOpenAIError(ctx, fasthttp.StatusMethodNotAllowed, typeInvalidRequest, "method_not_allowed", "", "use GET")
 		return
 	}
 	st, err := s.fleet.Get(id)
+	if err != nil {
+		// An alias names the instance as well as its name does.
+		for _, a := range s.fleet.List() {
+			if a.Spec != nil && a.Spec.Alias != nil && *a.Spec.Alias == id {
+				st, err = a, nil
+				break
+			}
+		}
+	}
 	if err != nil {
 		writeOpenAIError(ctx, fasthttp.StatusNotFound, typeInvalidRequest, "model_not_found", "model",
 			"model \""+id+"\" does not exist")

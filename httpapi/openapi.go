@@ -14,8 +14,8 @@ var openAPIDoc []byte
 
 // serveOpenAPI answers GET /api/v1/openapi.json.
 func (s *Server) serveOpenAPI(ctx *fasthttp.RequestCtx) {
-	if !ctx.IsGet() {
-		methodNotAllowed(ctx, "GET")
+	if !isGet(ctx) {
+		methodNotAllowed(ctx, "GET, HEAD")
 		return
 	}
 	ctx.SetStatusCode(fasthttp.StatusOK)

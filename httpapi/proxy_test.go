@@ -180,8 +180,23 @@ func TestModels(t *testing.T) {
 	}
 	resp, body := ts.do(t, "GET", "/v1/models/b", nil)
 	expect(t, resp, body, 200, `"id":"b"`)
+	resp, body = ts.do(t, "GET", "/v1/models/a-alias", nil)
+	expect(t, resp, body, 200, `"id":"a"`)
 	resp, body = ts.do(t, "GET", "/v1/models/zz", nil)
 	expect(t, resp, body, 404, `"code":"model_not_found"`)
+	// Every GET resource answers HEAD: the same status and length, no body.
+	for _, p := range []string{"/v1/models", "/v1/models/b", "/api/v1/instances", "/api/v1/instances/a", "/api/v1/openapi.json", "/api/v1/status"} {
+		get, getBody := ts.do(t, "GET", p, nil)
+		head, headBody := ts.do(t, "HEAD", p, nil)
+		if head.StatusCode != 200 || get.StatusCode != 200 || len(headBody) != 0 || head.ContentLength != int64(len(getBody)) {
+			t.Errorf("HEAD %s: %d, length %d, %d body bytes; GET gave %d with %d bytes", p, head.StatusCode, head.ContentLength, len(headBody), get.StatusCode, len(getBody))
+		}
+	}
+	resp, body = ts.do(t, "DELETE", "/v1/models", nil)
+	expect(t, resp, body, 405)
+	if got := resp.Header.Get("Allow"); got != "GET, HEAD" {
+		t.Errorf("Allow %q", got)
+	}
 }
 
 func TestInstanceProxy(t *testing.T) {

@@ -204,6 +204,10 @@ func (s *Server) handleReadError(ctx *fasthttp.RequestCtx, err error) {
 	writeError(ctx, status, msg, nil)
 }
 
+// isGet tells whether the request is a GET or a HEAD, which every GET
+// resource answers the same way without the body (fasthttp leaves it out).
+func isGet(ctx *fasthttp.RequestCtx) bool { return ctx.IsGet() || ctx.IsHead() }
+
 // methodNotAllowed answers a known path with an unsupported method.
 func methodNotAllowed(ctx *fasthttp.RequestCtx, allow string) {
 	ctx.Response.Header.Set(fasthttp.HeaderAllow, allow)

@@ -22,8 +22,8 @@ var serverArgs = map[string]string{
 // with its output as text. llama-server prints its version on stderr, so
 // the answer is stderr followed by stdout.
 func (s *Server) serveServer(ctx *fasthttp.RequestCtx, what string) {
-	if !ctx.IsGet() {
-		methodNotAllowed(ctx, "GET")
+	if !isGet(ctx) {
+		methodNotAllowed(ctx, "GET, HEAD")
 		return
 	}
 	if s.info.Binary == "" {

@@ -31,8 +31,8 @@ func toDaemonStatus(st reconcile.DaemonStatus) daemonStatus {
 
 // serveStatus answers GET /api/v1/status.
 func (s *Server) serveStatus(ctx *fasthttp.RequestCtx) {
-	if !ctx.IsGet() {
-		methodNotAllowed(ctx, "GET")
+	if !isGet(ctx) {
+		methodNotAllowed(ctx, "GET, HEAD")
 		return
 	}
 	writeJSON(ctx, fasthttp.StatusOK, toDaemonStatus(s.fleet.Status()))
