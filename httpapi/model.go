@@ -15,6 +15,12 @@ const maxModelLen = 256
 
 var errNoModel = errors.New("request has no model")
 
+// badModel is an error about the model value itself (OpenAI's param
+// "model"), as against the body around it.
+type badModel string
+
+func (e badModel) Error() string { return string(e) }
+
 // requestModel returns the "model" of a request body, and whether it asks
 // for a streamed answer, without decoding or re-encoding the rest of it:
 // for a JSON body the first top-level "model" (a string) and "stream"
@@ -50,7 +56,7 @@ func modelValue(raw []byte) (string, error) {
 		return "", errNoModel
 	}
 	if raw[0] != '"' {
-		return "", errors.New("model must be a string")
+		return "", badModel("model must be a string")
 	}
 	var m string
 	if bytes.IndexByte(raw, '\\') < 0 {
@@ -62,7 +68,7 @@ func modelValue(raw []byte) (string, error) {
 		return "", errNoModel
 	}
 	if len(m) > maxModelLen {
-		return "", errors.New("model name is too long")
+		return "", badModel("model name is too long")
 	}
 	return m, nil
 }

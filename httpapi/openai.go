@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"strings"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -27,12 +28,15 @@ func (s *Server) serveOpenAI(ctx *fasthttp.RequestCtx, rt route, id []byte) {
 	}
 	model, stream, err := requestModel(ctx.Request.Header.ContentType(), ctx.Request.Body())
 	if err != nil {
-		code := "invalid_request"
-		if errors.Is(err, errNoModel) {
-			code = "model_required"
+		code, param := "invalid_request", ""
+		switch {
+		case errors.Is(err, errNoModel):
+			code, param = "model_required", "model"
 			err = errors.New("request has no \"model\": name an instance or its alias (GET /v1/models lists them)")
+		case errors.As(err, new(badModel)):
+			param = "model"
 		}
-		writeOpenAIError(ctx, fasthttp.StatusBadRequest, typeInvalidRequest, code, "model", err.Error())
+		writeOpenAIError(ctx, fasthttp.StatusBadRequest, typeInvalidRequest, code, param, err.Error())
 		return
 	}
 	var name, addr string
@@ -104,14 +108,23 @@ func (s *Server) writeAcquireError(ctx *fasthttp.RequestCtx, model string, err e
 			"model \""+model+"\" is stopped; start its instance (POST /api/v1/instances/{name}/start) or set state: running in its spec")
 	case errors.Is(err, runtime.ErrFailed):
 		writeOpenAIError(ctx, fasthttp.StatusServiceUnavailable, typeUnavailable, "model_failed", "model",
-			"model \""+model+"\" has failed past its restart budget; see GET /api/v1/instances/{name} and its logs, then restart it: "+err.Error())
+			"model \""+model+"\" has failed past its restart budget; see GET /api/v1/instances/{name} and its logs, then restart it: "+withoutLog(err.Error()))
 	case errors.Is(err, runtime.ErrNotReady), errors.Is(err, context.DeadlineExceeded):
 		writeOpenAIError(ctx, fasthttp.StatusServiceUnavailable, typeUnavailable, "model_not_ready", "model",
-			"model \""+model+"\" did not become ready: "+err.Error())
+			"model \""+model+"\" did not become ready: "+withoutLog(err.Error()))
 	default:
 		writeOpenAIError(ctx, fasthttp.StatusInternalServerError, typeServer, "internal_error", "",
 			"route model \""+model+"\": "+err.Error())
 	}
+}
+
+// withoutLog cuts the instance's last log lines off an error for an
+// inference client: they may hold prompts and paths, and the management
+// API shows them to those allowed to see them.
+func withoutLog(msg string) string {
+	msg, _, _ = strings.Cut(msg, "; last log lines")
+	msg, _, _ = strings.Cut(msg, "\n")
+	return msg
 }
 
 // openAIModel is one entry of GET /v1/models.

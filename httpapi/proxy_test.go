@@ -140,6 +140,10 @@ func TestOpenAIProxyRouting(t *testing.T) {
 		})
 	}
 
+	t.Run("no param for the body", func(t *testing.T) {
+		resp, out := ts.do(t, "POST", "/v1/chat/completions", []byte(`{"model":`), jsonCT...)
+		expect(t, resp, out, 400, "not valid JSON", `"param":null`)
+	})
 	t.Run("multipart", func(t *testing.T) {
 		var buf bytes.Buffer
 		mw := multipart.NewWriter(&buf)
@@ -486,5 +490,17 @@ func TestStreamAfterSlowPrompt(t *testing.T) {
 	expect(t, resp, body, 200)
 	if string(body) != "data: 0\n\ndata: 1\n\ndata: 2\n\n" {
 		t.Fatalf("body %q", body)
+	}
+}
+
+func TestWithoutLog(t *testing.T) {
+	for in, want := range map[string]string{
+		"start: exit status 1; last log lines:\nload /secret/model.gguf\nprompt text": "start: exit status 1",
+		"instance not ready: startup timeout":                                         "instance not ready: startup timeout",
+		"first line\nsecond":                                                          "first line",
+	} {
+		if got := withoutLog(in); got != want {
+			t.Errorf("withoutLog(%q) = %q, want %q", in, got, want)
+		}
 	}
 }

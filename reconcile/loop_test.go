@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -576,5 +577,20 @@ func TestStopTimeoutZero(t *testing.T) {
 		if got := procs.sup(name).config().StopTimeout; got != want {
 			t.Errorf("%s: StopTimeout %v, want %v", name, got, want)
 		}
+	}
+}
+
+// An instance the loop has not given a supervisor yet is not ready since
+// it appeared, not since the zero time.
+func TestReadyConditionBeforeFirstPass(t *testing.T) {
+	created := time.Unix(1700000000, 0)
+	l := &Loop{sups: map[string]supervisor{}}
+	st := l.statusLocked(&entry{name: "new", created: created})
+	i := slices.IndexFunc(st.Conditions, func(c Condition) bool { return c.Type == "Ready" })
+	if i < 0 {
+		t.Fatalf("no Ready condition: %+v", st.Conditions)
+	}
+	if c := st.Conditions[i]; c.Status != "False" || !c.LastTransitionTime.Equal(created) {
+		t.Fatalf("Ready = %+v, want False since %v", c, created)
 	}
 }

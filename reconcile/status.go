@@ -84,6 +84,9 @@ func (l *Loop) statusLocked(e *entry) InstanceStatus {
 	if ready.Reason == "" {
 		ready.Reason = "NoProcess"
 	}
+	if ready.LastTransitionTime.IsZero() {
+		ready.LastTransitionTime = e.created // no supervisor yet: not ready since the entry appeared
+	}
 	stalled := e.stalled
 	if stalled.Type == "" {
 		stalled = Condition{Type: "Stalled", Status: "Unknown", Reason: "Pending", LastTransitionTime: e.created}
