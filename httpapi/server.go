@@ -65,6 +65,7 @@ func New(cfg Config, fleet Fleet, server ServerInfo) *Server {
 	s.srv = &fasthttp.Server{
 		Handler:                       s.handle,
 		ErrorHandler:                  s.handleReadError,
+		ExpectHandler:                 s.expect,
 		Name:                          "llamactl",
 		ReadTimeout:                   cfg.ReadTimeout,
 		WriteTimeout:                  cfg.WriteTimeout,
@@ -117,31 +118,16 @@ func (s *Server) route(ctx *fasthttp.RequestCtx, id []byte) {
 	}
 	path := pathString(ctx.Path())
 	rt := parseRoute(path)
-	switch rt.kind {
-	case routeOpenAI, routeModels, routeModel:
-		if s.inferKeys != nil && !s.inferKeys.match(presentedKey(&ctx.Request.Header)) {
-			ctx.Response.Header.Set("WWW-Authenticate", `Bearer realm="llamactl"`)
-			writeOpenAIError(ctx, fasthttp.StatusUnauthorized, typeAuth, "invalid_api_key", "",
-				"missing or invalid API key: send Authorization: Bearer KEY or X-API-Key: KEY")
-			return
-		}
-	case routeNotFound:
+	if rt.kind == routeNotFound {
 		if isOpenAIPath(path) {
 			writeOpenAIError(ctx, fasthttp.StatusNotFound, typeInvalidRequest, "not_found", "", "no route for "+path)
 			return
 		}
 		writeError(ctx, fasthttp.StatusNotFound, "no route for "+path, nil)
 		return
-	case routeOpenAPI:
-		// The API description holds no secrets and tells clients how to
-		// authenticate, so it is served without a key.
-	default:
-		if s.mgmtKeys != nil && !s.mgmtKeys.match(presentedKey(&ctx.Request.Header)) {
-			ctx.Response.Header.Set("WWW-Authenticate", `Bearer realm="llamactl"`)
-			writeError(ctx, fasthttp.StatusUnauthorized,
-				"missing or invalid API key: send Authorization: Bearer KEY or X-API-Key: KEY", nil)
-			return
-		}
+	}
+	if !s.authorized(ctx, rt) {
+		return
 	}
 	switch rt.kind {
 	case routeOpenAI:
@@ -167,6 +153,47 @@ func (s *Server) route(ctx *fasthttp.RequestCtx, id []byte) {
 	case routeStatus:
 		s.serveStatus(ctx)
 	}
+}
+
+// authorized checks the key a request to rt presents, and answers 401
+// when it is missing or wrong: inference keys (or management keys) on the
+// OpenAI surface, management keys elsewhere, none for the API description
+// (it holds no secrets and tells clients how to authenticate).
+func (s *Server) authorized(ctx *fasthttp.RequestCtx, rt route) bool {
+	switch rt.kind {
+	case routeOpenAI, routeModels, routeModel:
+		if s.inferKeys != nil && !s.inferKeys.match(presentedKey(&ctx.Request.Header)) {
+			ctx.Response.Header.Set("WWW-Authenticate", `Bearer realm="llamactl"`)
+			writeOpenAIError(ctx, fasthttp.StatusUnauthorized, typeAuth, "invalid_api_key", "",
+				"missing or invalid API key: send Authorization: Bearer KEY or X-API-Key: KEY")
+			return false
+		}
+	case routeOpenAPI, routeNotFound:
+	default:
+		if s.mgmtKeys != nil && !s.mgmtKeys.match(presentedKey(&ctx.Request.Header)) {
+			ctx.Response.Header.Set("WWW-Authenticate", `Bearer realm="llamactl"`)
+			writeError(ctx, fasthttp.StatusUnauthorized,
+				"missing or invalid API key: send Authorization: Bearer KEY or X-API-Key: KEY", nil)
+			return false
+		}
+	}
+	return true
+}
+
+// expect answers a request with Expect: 100-continue before the client
+// sends its body, when the answer cannot depend on the body: 413 for a
+// declared length over the limit, 401 for a missing or wrong key.
+// Otherwise the client is told to continue.
+func (s *Server) expect(ctx *fasthttp.RequestCtx) int {
+	if n := ctx.Request.Header.ContentLength(); n > s.cfg.MaxBodyBytes {
+		s.handleReadError(ctx, fasthttp.ErrBodyTooLarge)
+		return fasthttp.StatusRequestEntityTooLarge
+	}
+	if rt := parseRoute(pathString(ctx.Path())); !s.authorized(ctx, rt) {
+		s.ids.stamp(ctx)
+		return fasthttp.StatusUnauthorized
+	}
+	return fasthttp.StatusContinue
 }
 
 // pathString returns p as a string; the most requested OpenAI paths come
