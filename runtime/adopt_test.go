@@ -4,8 +4,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/rs/zerolog"
+
+	"llamactl/internal/syncbuf"
 )
 
 // keepRunning starts cfg under a KeepOnShutdown manager on dir and shuts
@@ -111,12 +116,17 @@ func TestReapStale(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	m2 := newManager(t, func(o *ManagerOptions) { o.DataDir = dir })
+	var logs syncbuf.Buffer
+	log := zerolog.New(&logs)
+	m2 := newManager(t, func(o *ManagerOptions) { o.DataDir = dir; o.Logger = &log })
 	if err := m2.ReapStale(ctxT(t, 5*time.Second)); err != nil {
 		t.Fatal(err)
 	}
 	if alive(st.PID) {
 		t.Fatalf("stale child %d alive after ReapStale", st.PID)
+	}
+	if l := logs.String(); !strings.Contains(l, `"instance":"orphan"`) || !strings.Contains(l, "no longer desired") || strings.Contains(l, `"instance":"reused"`) {
+		t.Errorf("reaping logs:\n%s", l)
 	}
 	if !portIsFree(st.Port) {
 		t.Fatalf("port %d busy after ReapStale", st.Port)

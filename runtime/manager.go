@@ -338,6 +338,8 @@ func (m *Manager) ReapStaleExcept(ctx context.Context, keep func(name string) bo
 // the record.
 func (m *Manager) reap(ctx context.Context, r record) error {
 	if r.ours() {
+		m.log.Info().Str("instance", r.Name).Int("pid", r.PID).Int("port", r.Port).
+			Msg("stopping the recorded child of an instance no longer desired")
 		if err := stopForeign(ctx, r.PID, r.PGID, DefaultStopTimeout); err != nil {
 			return fmt.Errorf("reap %s (pid %d): %w", r.Name, r.PID, err)
 		}

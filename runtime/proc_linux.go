@@ -107,12 +107,28 @@ type exitStatus struct {
 func (e exitStatus) String() string {
 	switch {
 	case e.Signal != 0:
-		return "killed by " + e.Signal.String()
+		return "killed by " + signalName(e.Signal)
 	case e.Code >= 0:
 		return "exit code " + strconv.Itoa(e.Code)
 	default:
 		return "exited"
 	}
+}
+
+// signalName names a signal as kill(1) does (SIGKILL), with its number
+// for the rare ones.
+func signalName(sig syscall.Signal) string {
+	names := map[syscall.Signal]string{
+		syscall.SIGHUP: "SIGHUP", syscall.SIGINT: "SIGINT", syscall.SIGQUIT: "SIGQUIT", syscall.SIGILL: "SIGILL",
+		syscall.SIGTRAP: "SIGTRAP", syscall.SIGABRT: "SIGABRT", syscall.SIGBUS: "SIGBUS", syscall.SIGFPE: "SIGFPE",
+		syscall.SIGKILL: "SIGKILL", syscall.SIGUSR1: "SIGUSR1", syscall.SIGSEGV: "SIGSEGV", syscall.SIGUSR2: "SIGUSR2",
+		syscall.SIGPIPE: "SIGPIPE", syscall.SIGALRM: "SIGALRM", syscall.SIGTERM: "SIGTERM", syscall.SIGXCPU: "SIGXCPU",
+		syscall.SIGXFSZ: "SIGXFSZ", syscall.SIGSYS: "SIGSYS",
+	}
+	if n, ok := names[sig]; ok {
+		return n
+	}
+	return "signal " + strconv.Itoa(int(sig)) + " (" + sig.String() + ")"
 }
 
 // watcher waits for one process to end without blocking a goroutine in

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -269,5 +270,19 @@ func TestBindProblem(t *testing.T) {
 	err = bindProblem("192.0.2.1", port)
 	if err == nil || strings.Contains(err.Error(), "in use") || !strings.Contains(err.Error(), "cannot bind port") {
 		t.Errorf("foreign address: %v", err)
+	}
+}
+
+func TestExitStatusString(t *testing.T) {
+	for st, want := range map[exitStatus]string{
+		{Code: -1, Signal: syscall.SIGKILL}:    "killed by SIGKILL",
+		{Code: -1, Signal: syscall.SIGSEGV}:    "killed by SIGSEGV",
+		{Code: -1, Signal: syscall.Signal(40)}: "killed by signal 40 (signal 40)",
+		{Code: 1}:                              "exit code 1",
+		{Code: -1}:                             "exited",
+	} {
+		if got := st.String(); got != want {
+			t.Errorf("%+v: %q, want %q", st, got, want)
+		}
 	}
 }
