@@ -34,14 +34,18 @@ type Config struct {
 	// ReadOnlySet tells that readonly was given (file, environment or
 	// flag): an explicit false lets the API write specs in a git work
 	// tree, which is read-only by default.
-	ReadOnlySet bool      `koanf:"-"`
-	Auth        Auth      `koanf:"auth"`
-	Reconcile   Reconcile `koanf:"reconcile"`
-	Defaults    Defaults  `koanf:"defaults"`
-	Limits      Limits    `koanf:"limits"`
-	Log         Log       `koanf:"log"`
-	Shutdown    Shutdown  `koanf:"shutdown"`
-	CORS        CORS      `koanf:"cors"`
+	ReadOnlySet bool `koanf:"-"`
+	// Warnings are what loading noticed without failing: LLAMACTL_*
+	// variables that name no key (scripts may set their own, so they are
+	// not an error).
+	Warnings  []string  `koanf:"-"`
+	Auth      Auth      `koanf:"auth"`
+	Reconcile Reconcile `koanf:"reconcile"`
+	Defaults  Defaults  `koanf:"defaults"`
+	Limits    Limits    `koanf:"limits"`
+	Log       Log       `koanf:"log"`
+	Shutdown  Shutdown  `koanf:"shutdown"`
+	CORS      CORS      `koanf:"cors"`
 }
 
 // PortRange is where instances without an explicit port get one.
@@ -249,6 +253,7 @@ func loadConfig(path string, environ []string, flags map[string]any) (*Config, e
 	if err := d.Decode(k.Raw()); err != nil {
 		return nil, configErr("%v", err)
 	}
+	cfg.Warnings = unknownEnv(env)
 	_, fromEnv := envMap["readonly"]
 	_, fromFlag := flags["readonly"]
 	cfg.ReadOnlySet = fromFlag || fromEnv || fromFile
@@ -259,6 +264,31 @@ func loadConfig(path string, environ []string, flags map[string]any) (*Config, e
 		return nil, err
 	}
 	return &cfg, nil
+}
+
+// configEnv names the config file; it is no config key.
+const configEnv = "LLAMACTL_CONFIG"
+
+// unknownEnv names the LLAMACTL_* variables of env that are no config key
+// (nor LLAMACTL_CONFIG), with the closest known name.
+func unknownEnv(env map[string]string) []string {
+	known := []string{configEnv}
+	for _, key := range configKeys() {
+		known = append(known, envName(key))
+	}
+	var out []string
+	for name := range env {
+		if slices.Contains(known, name) {
+			continue
+		}
+		msg := "environment variable " + name + " names no setting; it is ignored"
+		if best := spec.Closest(name, known); best != "" {
+			msg += fmt.Sprintf(" (did you mean %s?)", best)
+		}
+		out = append(out, msg)
+	}
+	slices.Sort(out)
+	return out
 }
 
 func splitList(s string) []string {

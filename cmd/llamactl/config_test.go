@@ -183,3 +183,18 @@ func TestReadOnlySet(t *testing.T) {
 		})
 	}
 }
+
+// A LLAMACTL_* variable that names no setting is a warning (with the
+// closest name), not an error: scripts may set their own.
+func TestUnknownEnvWarns(t *testing.T) {
+	cfg, err := loadConfig("", []string{"LLAMACTL_LISTN=127.0.0.1:1", "LLAMACTL_CONFIG=", "LLAMACTL_LOG_LEVEL=debug", "OTHER=1"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.Warnings) != 1 || !strings.Contains(cfg.Warnings[0], "LLAMACTL_LISTN") || !strings.Contains(cfg.Warnings[0], "did you mean LLAMACTL_LISTEN?") {
+		t.Fatalf("warnings %q", cfg.Warnings)
+	}
+	if cfg.Listen != "127.0.0.1:8080" || cfg.Log.Level != "debug" {
+		t.Fatalf("listen %q level %q", cfg.Listen, cfg.Log.Level)
+	}
+}

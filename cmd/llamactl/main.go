@@ -50,6 +50,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "validate":
 		return validateCmd(args[1:], stdout, stderr)
 	case "version", "--version", "-version":
+		if len(args) > 1 {
+			fmt.Fprintf(stderr, "llamactl: version takes no arguments (got %q)\n", args[1:])
+			return 2
+		}
 		fmt.Fprintf(stdout, "llamactl %s\n", versionString())
 		return 0
 	case "help", "-h", "--help", "-help":

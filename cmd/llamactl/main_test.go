@@ -22,6 +22,7 @@ func TestCommands(t *testing.T) {
 		{"no args", nil, 2, "Usage:"},
 		{"unknown command", []string{"frobnicate"}, 2, `unknown command "frobnicate"`},
 		{"version", []string{"version"}, 0, "llamactl "},
+		{"version stray arg", []string{"version", "--x"}, 2, "takes no arguments"},
 		{"help", []string{"--help"}, 0, "llamactl validate"},
 		{"serve help", []string{"serve", "--help"}, 0, "-specs"},
 		{"validate help", []string{"validate", "--help"}, 0, "file:line:col"},
@@ -30,7 +31,7 @@ func TestCommands(t *testing.T) {
 		{"serve bad listen", []string{"serve", "--listen", "nowhere"}, 2, "want HOST:PORT"},
 		{"serve missing config", []string{"serve", "--config", "/nonexistent/llamactl.yaml"}, 2, "config file"},
 		{"validate no path", []string{"validate"}, 2, "no PATH given"},
-		{"validate missing binary", []string{"validate", "--llama-server", "/nonexistent/llama-server", "."}, 2, "--help"},
+		{"validate missing binary", []string{"validate", "--llama-server", "/nonexistent/llama-server", "."}, 2, "no such file or directory\n"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

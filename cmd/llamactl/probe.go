@@ -32,7 +32,10 @@ func runBinary(ctx context.Context, binary string, args ...string) ([]byte, erro
 	err := cmd.Run()
 	out := append(stdout.Bytes(), stderr.Bytes()...)
 	if err != nil {
-		return out, fmt.Errorf("%w: %s", err, strings.TrimSpace(lastLine(stderr.String())))
+		if last := strings.TrimSpace(lastLine(stderr.String())); last != "" {
+			return out, fmt.Errorf("%w: %s", err, last)
+		}
+		return out, err
 	}
 	return out, nil
 }

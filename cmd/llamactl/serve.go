@@ -21,7 +21,7 @@ import (
 
 func serveCmd(args []string, stdout, stderr io.Writer) int {
 	fset := flag.NewFlagSet("serve", flag.ContinueOnError)
-	configPath := fset.String("config", os.Getenv("LLAMACTL_CONFIG"), "config file (YAML or TOML); env LLAMACTL_CONFIG")
+	configPath := fset.String("config", os.Getenv(configEnv), "config file (YAML or TOML); env "+configEnv)
 	// Flags that override config keys; only flags given on the command
 	// line take part, so the file and environment keep their say.
 	overrides := []struct{ flag, key, help string }{
@@ -77,6 +77,9 @@ Flags:
 	}
 	log, lines, flush := newLogger(stderr, cfg.Log.Level, cfg.Log.Format)
 	defer flush()
+	for _, w := range cfg.Warnings {
+		log.Warn().Msg(w)
+	}
 	if err := httpapi.CheckBind(cfg.Listen, cfg.httpConfig(&log, lines)); err != nil {
 		fmt.Fprintf(stderr, "llamactl: %v\n", err)
 		return 2
