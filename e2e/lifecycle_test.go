@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"fmt"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -22,11 +23,15 @@ func TestDaemonRestart(t *testing.T) {
 		// edit: survivor's spec changes while no daemon runs, so its
 		// kept process must be replaced, not adopted.
 		edit bool
+		// broken: survivor's file breaks while no daemon runs: its kept
+		// process runs on with the spec it was recorded with.
+		broken bool
 	}{
-		{"SIGKILL_KeepChildren", true, syscall.SIGKILL, false, false},
-		{"SIGKILL_StopChildren", false, syscall.SIGKILL, false, false},
-		{"SIGTERM_KeepChildren", true, syscall.SIGTERM, true, false},
-		{"SIGTERM_KeepChildren_SpecEdited", true, syscall.SIGTERM, true, true},
+		{"SIGKILL_KeepChildren", true, syscall.SIGKILL, false, false, false},
+		{"SIGKILL_StopChildren", false, syscall.SIGKILL, false, false, false},
+		{"SIGTERM_KeepChildren", true, syscall.SIGTERM, true, false, false},
+		{"SIGTERM_KeepChildren_SpecEdited", true, syscall.SIGTERM, true, true, false},
+		{"SIGTERM_KeepChildren_SpecBroken", true, syscall.SIGTERM, true, false, true},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -59,6 +64,9 @@ func TestDaemonRestart(t *testing.T) {
 			if c.edit {
 				fd.writeSpec(t, "survivor.yaml", fd.specYAML("survivor", nil, "ctx_size: 3072"))
 			}
+			if c.broken {
+				fd.writeSpec(t, "survivor.yaml", fd.specYAML("survivor", nil, "temprature: 0.1"))
+			}
 
 			d2 := startDaemon(t, fd, opts)
 			for _, n := range names {
@@ -89,6 +97,9 @@ func TestDaemonRestart(t *testing.T) {
 					waitGone(t, old, n+"'s process of the killed daemon")
 				}
 				d2.expectServedBy(d2.chat(n), inst.PID, n+" served by the new daemon")
+				if c.broken && n == "survivor" && !strings.Contains(inst.Error, "temprature") {
+					t.Errorf("%s: status error %q, want the broken file's", n, inst.Error)
+				}
 			}
 			all := fd.children()
 			if len(all) != len(names) {

@@ -105,22 +105,53 @@ func (l *Loop) apply(res scanResult) (changed []string, retry bool) {
 func (l *Loop) setFile(e *entry, f *scanFile) {
 	e.conflict = nil
 	e.file, e.path, e.format, e.etag = f.rel, f.path, f.format, f.etag
+	recovered := false
 	if f.err != nil {
 		e.err = f.err
+		if e.spec == nil {
+			e.spec, e.hash, recovered = l.recoveredSpec(e.name)
+		}
 	} else {
 		e.spec, e.hash, e.err = f.spec, f.hash, nil
 	}
 	e.gen++
 	now := time.Now()
 	if e.err != nil {
-		reason := "InvalidSpec"
-		if e.spec != nil {
+		reason, msg := "InvalidSpec", e.err.Error()
+		switch {
+		case recovered:
+			reason, msg = "InvalidSpecRecordedKept", msg+" (running the spec its process was started with, from the previous run's record)"
+		case e.spec != nil:
 			reason = "InvalidSpecLastGoodKept"
 		}
-		setCondition(&e.specValid, "SpecValid", "False", reason, e.err.Error(), now)
+		setCondition(&e.specValid, "SpecValid", "False", reason, msg, now)
 	} else {
 		setCondition(&e.specValid, "SpecValid", "True", "Valid", "", now)
 	}
+}
+
+// recoveredSpec is the last good spec of an instance whose file is broken
+// when the daemon starts: the one its still-running child of the previous
+// run was recorded with, and its hash for this daemon's binary and flags.
+// A spec the binary's flags no longer allow is not recovered.
+func (l *Loop) recoveredSpec(name string) (*spec.Spec, string, bool) {
+	if l.procs == nil {
+		return nil, "", false
+	}
+	b, _, ok := l.procs.RecordedSpec(name)
+	if !ok {
+		return nil, "", false
+	}
+	sp, err := spec.Decode(b, spec.JSON, name+" (recorded)")
+	if err != nil {
+		l.log.Warn().Str("instance", name).Err(err).Msg("recorded spec of the previous run does not decode")
+		return nil, "", false
+	}
+	if err := sp.Validate(name, l.opts.Flags); err != nil {
+		l.log.Warn().Str("instance", name).Err(err).Msg("recorded spec of the previous run is no longer valid")
+		return nil, "", false
+	}
+	return sp, sp.Hash(l.opts.Binary, l.opts.Flags), true
 }
 
 // setCondition updates c, moving its transition time only when the

@@ -1,6 +1,7 @@
 package reconcile
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -592,5 +593,53 @@ func TestReadyConditionBeforeFirstPass(t *testing.T) {
 	}
 	if c := st.Conditions[i]; c.Status != "False" || !c.LastTransitionTime.Equal(created) {
 		t.Fatalf("Ready = %+v, want False since %v", c, created)
+	}
+}
+
+// A file broken when the daemon starts, whose instance's child of the
+// previous run still runs, keeps running that child: its recorded spec is
+// the last good one (routed by its alias, shown with the file's error).
+func TestBrokenFileAtStartKeepsRecordedSpec(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "a.yaml"), model("a", "alias: aa", "temprature: 0.1"))
+	writeFile(t, filepath.Join(dir, "b.yaml"), model("b", "temprature: 0.1")) // no record
+	rec, err := spec.Encode(specOf(t, model("a", "alias: aa")), spec.JSON)
+	if err != nil {
+		t.Fatal(err)
+	}
+	procs := newFakeProcs()
+	procs.recorded = map[string][]byte{"a": rec}
+	l, err := newLoop(Options{SpecsDir: dir, Debounce: 50 * time.Millisecond, Binary: "/usr/bin/llama-server"}, procs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	startLoop(t, l)
+	settle(t, l)
+
+	st, err := l.Get("a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Spec == nil || st.Spec.Alias == nil || *st.Spec.Alias != "aa" || !strings.Contains(st.Error, "temprature") {
+		t.Fatalf("a: spec %+v, error %q", st.Spec, st.Error)
+	}
+	if c := st.Conditions[0]; c.Type != "SpecValid" || c.Reason != "InvalidSpecRecordedKept" || !strings.Contains(c.Message, "temprature") {
+		t.Fatalf("SpecValid = %+v", c)
+	}
+	sup := procs.sup("a")
+	if s, _, _ := sup.counts(); s != 1 || sup.config().Hash != st.DesiredHash || !bytes.Equal(sup.config().Spec, rec) {
+		t.Fatalf("a's supervisor: starts %d, hash %q (desired %q)", s, sup.config().Hash, st.DesiredHash)
+	}
+	if name, _, release, err := l.Acquire(context.Background(), "aa"); err != nil || name != "a" {
+		t.Fatalf("acquire by the recorded alias: %q, %v", name, err)
+	} else {
+		release()
+	}
+
+	if st, _ := l.Get("b"); st.Spec != nil {
+		t.Fatalf("b, broken with no record, has a spec: %+v", st.Spec)
+	}
+	if _, ok := procs.Get("b"); ok {
+		t.Fatal("b, broken with no record, got a supervisor")
 	}
 }

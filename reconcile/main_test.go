@@ -141,9 +141,10 @@ func (s *fakeSup) config() runtime.Config {
 
 // fakeProcs is a process manager of fakeSups.
 type fakeProcs struct {
-	mu      sync.Mutex
-	sups    map[string]*fakeSup
-	removed []string
+	mu       sync.Mutex
+	sups     map[string]*fakeSup
+	removed  []string
+	recorded map[string][]byte // RecordedSpec's answers
 }
 
 var _ processes = (*fakeProcs)(nil)
@@ -159,6 +160,16 @@ func (p *fakeProcs) Supervise(cfg runtime.Config) supervisor {
 	s := &fakeSup{cfg: cfg, phase: runtime.PhaseStopped}
 	p.sups[cfg.Name] = s
 	return s
+}
+
+func (p *fakeProcs) RecordedSpec(name string) ([]byte, string, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if _, claimed := p.sups[name]; claimed {
+		return nil, "", false
+	}
+	b, ok := p.recorded[name]
+	return b, "recorded-hash", ok
 }
 
 func (p *fakeProcs) Get(name string) (supervisor, bool) {

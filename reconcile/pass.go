@@ -1,6 +1,7 @@
 package reconcile
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"maps"
@@ -152,6 +153,7 @@ func (l *Loop) config(name string, sp *spec.Spec, hash string) (runtime.Config, 
 		Args:           args,
 		Env:            maps.Clone(sp.Env),
 		Hash:           hash,
+		Spec:           recordSpec(sp),
 		StopTimeout:    stopTimeout(sp.StopTimeout, d.StopTimeout),
 		StartupTimeout: seconds(sp.StartupTimeout, d.StartupTimeout),
 		AutoRestart:    sp.AutoRestart == nil || *sp.AutoRestart,
@@ -179,6 +181,21 @@ func seconds(v *int, def time.Duration) time.Duration {
 	return time.Duration(*v) * time.Second
 }
 
+// recordSpec is the spec as a runtime record keeps it (Config.Spec): JSON,
+// read back by recoveredSpec. The desired state is left out: a recorded
+// child runs, and start and stop need not rewrite the record.
+func recordSpec(sp *spec.Spec) []byte {
+	if sp.State != "" {
+		sp = sp.Clone()
+		sp.State = ""
+	}
+	b, err := spec.Encode(sp, spec.JSON)
+	if err != nil {
+		return nil // a spec that decoded encodes; nothing is recorded otherwise
+	}
+	return b
+}
+
 // stopTimeout is seconds for stop_timeout, where an explicit 0 means no
 // grace at all: SIGKILL right after SIGTERM.
 func stopTimeout(v *int, def time.Duration) time.Duration {
@@ -194,5 +211,6 @@ func sameConfig(a, b runtime.Config) bool {
 		maps.Equal(a.Env, b.Env) && a.Host == b.Host && a.Port == b.Port && a.Hash == b.Hash &&
 		a.StopTimeout == b.StopTimeout && a.StartupTimeout == b.StartupTimeout &&
 		a.AutoRestart == b.AutoRestart && a.MaxRestarts == b.MaxRestarts &&
-		a.RestartDelay == b.RestartDelay && a.OnDemand == b.OnDemand && a.IdleTimeout == b.IdleTimeout
+		a.RestartDelay == b.RestartDelay && a.OnDemand == b.OnDemand && a.IdleTimeout == b.IdleTimeout &&
+		bytes.Equal(a.Spec, b.Spec)
 }

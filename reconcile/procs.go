@@ -16,6 +16,9 @@ type processes interface {
 	Get(name string) (supervisor, bool)
 	// Remove stops the supervisor of name and forgets it.
 	Remove(ctx context.Context, name string) error
+	// RecordedSpec is runtime.Manager.RecordedSpec: the Config.Spec and
+	// hash a child of a previous run was recorded with, while unclaimed.
+	RecordedSpec(name string) (spec []byte, hash string, ok bool)
 }
 
 // supervisor is what the loop needs of runtime.Supervisor.
@@ -49,3 +52,5 @@ func (p managerProcs) Get(name string) (supervisor, bool) {
 }
 
 func (p managerProcs) Remove(ctx context.Context, name string) error { return p.m.Remove(ctx, name) }
+
+func (p managerProcs) RecordedSpec(name string) ([]byte, string, bool) { return p.m.RecordedSpec(name) }

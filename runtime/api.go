@@ -69,6 +69,10 @@ type Config struct {
 	Host   string // address llama-server binds; default 127.0.0.1
 	Port   int    // 0 = lease one from the manager's port range
 	Hash   string // canonical spec hash; a change means restart
+	// Spec is opaque to runtime: kept in the child's record so that the
+	// next daemon can tell what a recorded child runs (RecordedSpec).
+	// reconcile stores the spec it applied.
+	Spec []byte
 
 	StopTimeout    time.Duration // SIGTERM to SIGKILL; 0 = DefaultStopTimeout, KillAtOnce = no wait
 	StartupTimeout time.Duration // exec to healthy; 0 = DefaultStartupTimeout

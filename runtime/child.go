@@ -96,7 +96,7 @@ func (s *Supervisor) startChild() {
 	s.watch(c)
 	c.rec = record{
 		Name: s.name, PID: pid, PGID: pid, Host: host, Port: port, Leased: leased,
-		Cmdline: argv, Binary: bin, Hash: cfg.Hash, StartedAt: now, LogOffset: off,
+		Cmdline: argv, Binary: bin, Hash: cfg.Hash, StartedAt: now, LogOffset: off, Spec: cfg.Spec,
 	}
 	s.refreshRecord(c)
 	s.awaitHealth(c)

@@ -1,6 +1,7 @@
 package runtime
 
 import (
+	"bytes"
 	"fmt"
 	"slices"
 )
@@ -159,6 +160,13 @@ func (s *Supervisor) onUpdate(cfg Config) error {
 	}
 	old := ls.cfg
 	s.setConfig(cfg)
+	if p := ls.proc; p != nil && p.hash == cfg.Hash && !bytes.Equal(p.rec.Spec, cfg.Spec) {
+		// The same process, described anew (a supervision field changed).
+		p.rec.Spec = cfg.Spec
+		if err := writeRecord(s.m.runDir, p.rec); err != nil {
+			s.m.log.Warn().Str("instance", s.name).Err(err).Msg("record child")
+		}
+	}
 	if cfg.Hash == old.Hash {
 		switch {
 		case ls.phase == PhaseRunning:

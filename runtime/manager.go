@@ -1,6 +1,7 @@
 package runtime
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -204,6 +205,12 @@ func (m *Manager) claim(rec record, cfg Config) (*child, adoptMode) {
 	if rec.Hash != cfg.Hash {
 		return c, adoptStop
 	}
+	if len(cfg.Spec) > 0 && !bytes.Equal(rec.Spec, cfg.Spec) {
+		c.rec.Spec = cfg.Spec // the same process, described anew
+		if err := writeRecord(m.runDir, c.rec); err != nil {
+			m.log.Warn().Str("instance", cfg.Name).Err(err).Msg("record child")
+		}
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), m.opts.AdoptProbeTimeout)
 	defer cancel()
 	if ok, _ := probeHealth(ctx, c.addr, m.opts.AdoptProbeTimeout); ok {
@@ -211,6 +218,21 @@ func (m *Manager) claim(rec record, cfg Config) (*child, adoptMode) {
 		return c, adoptRunning
 	}
 	return c, adoptStarting
+}
+
+// RecordedSpec returns the Config.Spec recorded for name's child by a
+// previous run, and the config hash it ran with, while the record is
+// unclaimed (no supervisor of name yet) and the child still runs: what
+// the child runs, when nothing else can tell (its spec file broken at
+// start). ok is false when there is no such record or it holds no spec.
+func (m *Manager) RecordedSpec(name string) (spec []byte, hash string, ok bool) {
+	m.mu.Lock()
+	rec, has := m.records[name]
+	m.mu.Unlock()
+	if !has || len(rec.Spec) == 0 || !rec.ours() {
+		return nil, "", false
+	}
+	return rec.Spec, rec.Hash, true
 }
 
 func (m *Manager) dropRecord(rec record) {

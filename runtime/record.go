@@ -27,6 +27,10 @@ type record struct {
 	Hash      string    `json:"hash"`
 	StartedAt time.Time `json:"started_at"`
 	LogOffset int64     `json:"log_offset"`
+	// Spec is Config.Spec: what the child runs, kept for the next daemon
+	// (see Manager.RecordedSpec). Records are private files (0600), as
+	// the command line already holds the same secrets.
+	Spec []byte `json:"spec,omitempty"`
 }
 
 // ours reports whether r.PID still is the process r describes, alive and
