@@ -65,7 +65,6 @@ func New(cfg Config, fleet Fleet, server ServerInfo) *Server {
 	s.srv = &fasthttp.Server{
 		Handler:                       s.handle,
 		ErrorHandler:                  s.handleReadError,
-		ExpectHandler:                 s.expect,
 		Name:                          "llamactl",
 		ReadTimeout:                   cfg.ReadTimeout,
 		WriteTimeout:                  cfg.WriteTimeout,
@@ -178,22 +177,6 @@ func (s *Server) authorized(ctx *fasthttp.RequestCtx, rt route) bool {
 		}
 	}
 	return true
-}
-
-// expect answers a request with Expect: 100-continue before the client
-// sends its body, when the answer cannot depend on the body: 413 for a
-// declared length over the limit, 401 for a missing or wrong key.
-// Otherwise the client is told to continue.
-func (s *Server) expect(ctx *fasthttp.RequestCtx) int {
-	if n := ctx.Request.Header.ContentLength(); n > s.cfg.MaxBodyBytes {
-		s.handleReadError(ctx, fasthttp.ErrBodyTooLarge)
-		return fasthttp.StatusRequestEntityTooLarge
-	}
-	if rt := parseRoute(pathString(ctx.Path())); !s.authorized(ctx, rt) {
-		s.ids.stamp(ctx)
-		return fasthttp.StatusUnauthorized
-	}
-	return fasthttp.StatusContinue
 }
 
 // pathString returns p as a string; the most requested OpenAI paths come
