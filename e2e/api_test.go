@@ -229,10 +229,19 @@ func testAPIUpdateSecrets(d *daemon) {
 	if r := d.call("PUT", "/api/v1/instances/sec", opts, "If-Match", "W/\""+inst.ETag+"\""); r.Status != http.StatusPreconditionFailed {
 		t.Errorf("PUT with a weak If-Match: %s, want 412", r)
 	}
+	opts["api_key_file"] = "/etc/llama/keys"
+	d.expect(d.call("PUT", "/api/v1/instances/sec", opts), http.StatusOK, "PUT moving the key to a file")
+	file = string(d.fd.readSpec(t, "sec.yaml"))
+	if strings.Contains(file, "sk-sec-1") || !strings.Contains(file, "api_key_file") || !strings.Contains(file, "hf-sec-1") {
+		t.Fatalf("sec.yaml after api_key_file:\n%s", file)
+	}
+	delete(opts, "api_key_file")
+	opts["api_key"] = "sk-sec-2"
+	d.expect(d.call("PUT", "/api/v1/instances/sec", opts), http.StatusOK, "PUT with a new key")
 	opts["api_key"] = ""
 	d.expect(d.call("PUT", "/api/v1/instances/sec", opts), http.StatusOK, "PUT removing the key")
 	file = string(d.fd.readSpec(t, "sec.yaml"))
-	if strings.Contains(file, "sk-sec-1") || strings.Contains(file, "api_key") || !strings.Contains(file, "hf-sec-1") {
+	if strings.Contains(file, "sk-sec-2") || strings.Contains(file, "api_key") || !strings.Contains(file, "hf-sec-1") {
 		t.Fatalf("sec.yaml after api_key \"\":\n%s", file)
 	}
 	d.expect(d.call("DELETE", "/api/v1/instances/sec", nil), http.StatusNoContent, "delete sec")

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -135,14 +134,14 @@ func (s *Server) serveInstance(ctx *fasthttp.RequestCtx, name string) {
 		if !ok {
 			return
 		}
-		st, err := s.update(name, sp, ctx.Request.Body(), s.ifMatch(ctx, name))
+		st, err := s.update(name, sp, ctx.Request.Body(), ifMatch(ctx))
 		if err != nil {
 			writeFleetError(ctx, err)
 			return
 		}
 		writeInstance(ctx, fasthttp.StatusOK, &st)
 	case fasthttp.MethodDelete:
-		if err := s.fleet.Delete(name, s.ifMatch(ctx, name)); err != nil {
+		if err := s.fleet.Delete(name, ifMatch(ctx)); err != nil {
 			writeFleetError(ctx, err)
 			return
 		}
@@ -181,44 +180,19 @@ func formatParam(ctx *fasthttp.RequestCtx) (spec.Format, bool) {
 	}
 }
 
-// ifMatch returns the If-Match entity tag without quotes or weak prefix;
-// "" for none or "*".
-func (s *Server) ifMatch(ctx *fasthttp.RequestCtx, name string) string {
-	v := strings.TrimSpace(string(ctx.Request.Header.Peek(fasthttp.HeaderIfMatch)))
-	if v == "" || v == "*" {
-		return ""
-	}
-	var tags []string
-	for t := range strings.SplitSeq(v, ",") {
-		t = strings.TrimSpace(t)
-		if t == "*" {
-			return ""
-		}
-		if t != "" && !strings.HasPrefix(t, "W/") { // a weak tag never matches
-			tags = append(tags, strings.Trim(t, `"`))
-		}
-	}
-	switch len(tags) {
-	case 0:
-		return noTag
-	case 1:
-		return tags[0]
-	}
-	if st, err := s.fleet.Get(name); err == nil && slices.Contains(tags, st.ETag) {
-		return st.ETag // still compared with the file as it is written
-	}
-	return tags[0]
+// ifMatch is the request's If-Match, as the fleet takes it (a list of
+// entity tags, or *; see reconcile.ETagMatches), compared with the file
+// on disk as it is written.
+func ifMatch(ctx *fasthttp.RequestCtx) string {
+	return strings.TrimSpace(string(ctx.Request.Header.Peek(fasthttp.HeaderIfMatch)))
 }
-
-// noTag is an If-Match condition no file meets.
-const noTag = "W/none"
 
 // update is PUT's write. Secrets (api_key, hf_token) are never shown, so
 // a body that leaves one out keeps the instance's current value: a client
 // that reads an instance, changes a field and writes it back must not
-// drop its key. An empty string removes it. Without an If-Match the
-// current secrets are read and written back under an If-Match of their
-// own, retried if the file changed in between.
+// drop its key. An empty string removes it, and so does an api_key_file
+// in the body (a key moved to a file). The current values are read as the
+// file is written (fillUpdater), so no write in between is lost.
 func (s *Server) update(name string, sp *spec.Spec, body []byte, match string) (reconcile.InstanceStatus, error) {
 	keepKey, keepToken := !gjson.GetBytes(body, "api_key").Exists(), !gjson.GetBytes(body, "hf_token").Exists()
 	if sp.APIKey != nil && *sp.APIKey == "" {
@@ -227,33 +201,30 @@ func (s *Server) update(name string, sp *spec.Spec, body []byte, match string) (
 	if sp.HFToken != nil && *sp.HFToken == "" {
 		sp.HFToken = nil
 	}
-	if !keepKey && !keepToken {
+	fu, ok := s.fleet.(fillUpdater)
+	if !ok || !keepKey && !keepToken {
 		return s.fleet.Update(name, sp, match)
 	}
-	for try := 0; ; try++ {
-		cur, err := s.fleet.Get(name)
-		if err != nil {
-			return reconcile.InstanceStatus{}, err
+	return fu.UpdateFrom(name, sp, match, func(cur, next *spec.Spec) {
+		if cur == nil {
+			return
 		}
-		m := match
-		if m == "" {
-			m = cur.ETag
+		if keepKey && next.APIKeyFile == nil {
+			next.APIKey = cur.APIKey
 		}
-		if cur.Spec != nil {
-			if keepKey {
-				sp.APIKey = cur.Spec.APIKey
-			}
-			if keepToken {
-				sp.HFToken = cur.Spec.HFToken
-			}
+		if keepToken {
+			next.HFToken = cur.HFToken
 		}
-		st, err := s.fleet.Update(name, sp, m)
-		if match == "" && errors.Is(err, reconcile.ErrPreconditionFailed) && try < 3 {
-			continue
-		}
-		return st, err
-	}
+	})
 }
+
+// fillUpdater is a Fleet that can complete a new spec from the file's
+// current one under its write lock (reconcile.Loop can).
+type fillUpdater interface {
+	UpdateFrom(name string, s *spec.Spec, ifMatch string, fill func(cur, s *spec.Spec)) (reconcile.InstanceStatus, error)
+}
+
+var _ fillUpdater = (*reconcile.Loop)(nil)
 
 // serveAction answers POST start, stop and restart.
 func (s *Server) serveAction(ctx *fasthttp.RequestCtx, name, action string) {

@@ -116,7 +116,7 @@ func TestWrites(t *testing.T) {
 		if name != "a" {
 			return reconcile.InstanceStatus{}, reconcile.ErrNotFound
 		}
-		if ifMatch != "" && ifMatch != "etag-a" {
+		if ifMatch != "" && !reconcile.ETagMatches(ifMatch, "etag-a") {
 			return reconcile.InstanceStatus{}, reconcile.ErrPreconditionFailed
 		}
 		st := sample(name, runtime.PhaseRunning)
@@ -128,7 +128,7 @@ func TestWrites(t *testing.T) {
 		switch {
 		case name != "a":
 			return reconcile.ErrNotFound
-		case ifMatch != "" && ifMatch != "etag-a":
+		case ifMatch != "" && !reconcile.ETagMatches(ifMatch, "etag-a"):
 			return reconcile.ErrPreconditionFailed
 		}
 		return nil
@@ -183,8 +183,8 @@ func TestWrites(t *testing.T) {
 			expect(t, resp, body, tc.status, tc.want...)
 		})
 	}
-	if got.ifMatch != "" {
-		t.Fatalf("If-Match: * must reach the fleet as \"\", got %q", got.ifMatch)
+	if got.ifMatch != "*" {
+		t.Fatalf("If-Match: * must reach the fleet as *, got %q", got.ifMatch)
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"llamactl/runtime"
@@ -71,23 +72,52 @@ func (l *Loop) Create(name string, s *spec.Spec, f spec.Format) (InstanceStatus,
 }
 
 // Update replaces the spec in its file, keeping the file's format (and,
-// for YAML, its comments). A non-empty ifMatch must equal the file's
-// current ETag. The write is a compare-and-swap against the file's content
-// on disk: if the file changed since it was read, nothing is written and
-// the error is ErrPreconditionFailed. Errors: ErrReadOnly, ErrNotFound,
-// ErrConflict, ErrPreconditionFailed, spec.ErrInvalid.
+// for YAML, its comments). A non-empty ifMatch must match the file's
+// current ETag (ETagMatches). The write is a compare-and-swap against the
+// file's content on disk: if the file changed since it was read, nothing
+// is written and the error is ErrPreconditionFailed. Errors: ErrReadOnly,
+// ErrNotFound, ErrConflict, ErrPreconditionFailed, spec.ErrInvalid.
 func (l *Loop) Update(name string, s *spec.Spec, ifMatch string) (InstanceStatus, error) {
+	return l.UpdateFrom(name, s, ifMatch, nil)
+}
+
+// UpdateFrom is Update with s completed from the spec the file holds as
+// it is written: fill (unless nil) gets that spec, read under the write
+// lock so that nothing written in between is lost (the last good spec
+// when the file does not parse; nil if there is none), and may set
+// fields of s before it is validated. The API keeps secrets it never
+// shows this way.
+func (l *Loop) UpdateFrom(name string, s *spec.Spec, ifMatch string, fill func(cur, s *spec.Spec)) (InstanceStatus, error) {
 	if l.readOnly {
 		return InstanceStatus{}, fmt.Errorf("update %s: %w", name, ErrReadOnly)
 	}
-	if err := l.validate(name, s); err != nil {
-		return InstanceStatus{}, fmt.Errorf("update %s: %w", name, err)
+	if fill == nil {
+		if err := l.validate(name, s); err != nil {
+			return InstanceStatus{}, fmt.Errorf("update %s: %w", name, err)
+		}
 	}
 	l.writeMu.Lock()
 	defer l.writeMu.Unlock()
 	path, format, cur, err := l.current(name, ifMatch)
 	if err != nil {
 		return InstanceStatus{}, fmt.Errorf("update %s: %w", name, err)
+	}
+	if fill != nil {
+		if s == nil {
+			return InstanceStatus{}, fmt.Errorf("update %s: %w: no spec", name, spec.ErrInvalid)
+		}
+		old, derr := spec.Decode(cur, format, filepath.Base(path))
+		if derr != nil {
+			l.mu.RLock()
+			if e := l.entries[name]; e != nil {
+				old = e.spec
+			}
+			l.mu.RUnlock()
+		}
+		fill(old, s)
+		if err := l.validate(name, s); err != nil {
+			return InstanceStatus{}, fmt.Errorf("update %s: %w", name, err)
+		}
 	}
 	data, err := spec.Update(cur, format, s)
 	if err != nil {
@@ -290,10 +320,27 @@ func (l *Loop) current(name, ifMatch string) (path string, f spec.Format, data [
 	if err != nil {
 		return "", "", nil, fmt.Errorf("read %s: %w", path, err)
 	}
-	if ifMatch != "" && ifMatch != etagOf(data) {
+	if ifMatch != "" && !ETagMatches(ifMatch, etagOf(data)) {
 		return "", "", nil, ErrPreconditionFailed
 	}
 	return path, f, data, nil
+}
+
+// ETagMatches reports whether an If-Match value matches etag: "*", or a
+// comma-separated list of entity tags (quoted or not) one of which is
+// etag. A weak tag (W/"...") never matches: If-Match compares strongly
+// (RFC 9110 13.1.1).
+func ETagMatches(ifMatch, etag string) bool {
+	for t := range strings.SplitSeq(ifMatch, ",") {
+		t = strings.TrimSpace(t)
+		if t == "*" {
+			return true
+		}
+		if !strings.HasPrefix(t, "W/") && strings.Trim(t, `"`) == etag {
+			return true
+		}
+	}
+	return false
 }
 
 // swap atomically replaces path (whose content was read as cur) with

@@ -271,3 +271,48 @@ func TestScanBeforeOwnWriteEventKeepsTheWrite(t *testing.T) {
 		t.Fatalf("restarts = %d, want 1", r)
 	}
 }
+
+func TestETagMatches(t *testing.T) {
+	for _, c := range []struct {
+		ifMatch string
+		want    bool
+	}{
+		{`"abc"`, true}, {`abc`, true}, {`*`, true}, {`"x", "abc"`, true}, {` "x" ,abc `, true},
+		{`W/"abc"`, false}, {`"x"`, false}, {`"x", W/"abc"`, false}, {`"abcd"`, false}, {``, false},
+	} {
+		if got := ETagMatches(c.ifMatch, "abc"); got != c.want {
+			t.Errorf("ETagMatches(%q) = %v, want %v", c.ifMatch, got, c.want)
+		}
+	}
+}
+
+// UpdateFrom's fill sees the file as it is on disk when it is written,
+// even when the loop has not read an outside edit yet.
+func TestUpdateFromReadsDisk(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "a.yaml")
+	writeFile(t, path, model("a", "api_key: old-key"))
+	l, _ := newFakeLoop(t, dir, func(o *Options) { o.Debounce = time.Hour })
+	settle(t, l)
+	writeFile(t, path, model("a", "api_key: new-key")) // not seen yet: the debounce is an hour
+	var seen string
+	st, err := l.UpdateFrom("a", specOf(t, model("a", "ctx_size: 2048")), "", func(cur, s *spec.Spec) {
+		if cur != nil && cur.APIKey != nil {
+			seen = *cur.APIKey
+		}
+		s.APIKey = cur.APIKey
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, _ := os.ReadFile(path)
+	if seen != "new-key" || !strings.Contains(string(data), "new-key") || !strings.Contains(string(data), "2048") {
+		t.Fatalf("fill saw %q; file:\n%s", seen, data)
+	}
+	if st.Spec == nil || st.Spec.APIKey == nil || *st.Spec.APIKey != "new-key" {
+		t.Fatalf("status spec %+v", st.Spec)
+	}
+	if _, err := l.UpdateFrom("a", specOf(t, model("a")), `W/"`+st.ETag+`"`, func(_, _ *spec.Spec) {}); !errors.Is(err, ErrPreconditionFailed) {
+		t.Fatalf("weak If-Match: %v", err)
+	}
+}
