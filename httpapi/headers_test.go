@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"bufio"
 	"bytes"
 	"slices"
 	"strings"
@@ -165,6 +166,36 @@ func TestConnectionListedHeaders(t *testing.T) {
 		}
 		if got := strings.Join(kept, ","); strings.Contains(strings.ToLower(got), "x-up") || !strings.Contains(got, "X-Kept") {
 			t.Errorf("%s: kept %s", name, got)
+		}
+	}
+}
+
+// Every Connection line counts, as a client or upstream may split them.
+func TestConnectionOnSeveralLines(t *testing.T) {
+	var req fasthttp.Request
+	raw := "POST /v1/x HTTP/1.1\r\nHost: x\r\nConnection: keep-alive\r\nConnection: X-Hop\r\nX-Hop: 1\r\nX-Kept: 1\r\nContent-Length: 0\r\n\r\n"
+	if err := req.Read(bufio.NewReader(strings.NewReader(raw))); err != nil {
+		t.Fatal(err)
+	}
+	dropHeaders(&req.Header)
+	if v := req.Header.Peek("X-Hop"); v != nil || string(req.Header.Peek("X-Kept")) != "1" {
+		t.Errorf("request: X-Hop %q, X-Kept %q", v, req.Header.Peek("X-Kept"))
+	}
+	rawResp := "HTTP/1.1 200 OK\r\nConnection: keep-alive\r\nConnection: X-Up\r\nX-Up: 1\r\nX-Kept: 1\r\nContent-Length: 2\r\n\r\nok"
+	for _, path := range []string{"whole", "streamed"} {
+		var resp fasthttp.Response
+		if err := resp.Read(bufio.NewReader(strings.NewReader(rawResp))); err != nil {
+			t.Fatal(err)
+		}
+		h := &resp.Header
+		if path == "whole" {
+			cleanResponseHeaders(h)
+		} else {
+			h = &fasthttp.ResponseHeader{}
+			copyResponseHeaders(h, &resp.Header)
+		}
+		if v := h.Peek("X-Up"); v != nil || string(h.Peek("X-Kept")) != "1" {
+			t.Errorf("%s response: X-Up %q, X-Kept %q", path, v, h.Peek("X-Kept"))
 		}
 	}
 }

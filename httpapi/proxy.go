@@ -120,7 +120,8 @@ func dropHeaders(h *fasthttp.RequestHeader) {
 	}
 	if found&(1<<connectionIndex) != 0 {
 		// Headers the client names in Connection are hop-by-hop too.
-		if listed := h.Peek(fasthttp.HeaderConnection); listsNames(listed) {
+		var buf [64]byte
+		if listed := connectionValues(buf[:0], h.All()); listsNames(listed) {
 			var names [][]byte
 			for k := range h.All() {
 				if isListed(listed, k) {
@@ -311,7 +312,8 @@ func cleanResponseHeaders(h *fasthttp.ResponseHeader) {
 	var arena [256]byte
 	var endsArr [8]int
 	names, ends := arena[:0], endsArr[:0]
-	var listed []byte
+	var connBuf [64]byte
+	listed := connBuf[:0]
 	for k, v := range h.All() {
 		// A Date spelt so is left out on the wire when ours is sent
 		// (fasthttp's AppendBytes), so it need not be deleted.
@@ -319,7 +321,7 @@ func cleanResponseHeaders(h *fasthttp.ResponseHeader) {
 			names = append(names, k...)
 			ends = append(ends, len(names))
 			if len(k) == len(fasthttp.HeaderConnection) && foldEq(k, fasthttp.HeaderConnection) {
-				listed = bytes.Clone(v)
+				listed = append(append(listed, ','), v...) // every Connection line counts
 			}
 		}
 	}
@@ -414,9 +416,12 @@ func (s *Server) forward(ctx *fasthttp.RequestCtx, pc proxyCall) {
 // copyResponseHeaders copies upstream headers except hop-by-hop ones, the
 // framing (set anew for the client) and CORS (ours, if any).
 func copyResponseHeaders(dst *fasthttp.ResponseHeader, src *fasthttp.ResponseHeader) {
-	listed := src.Peek(fasthttp.HeaderConnection) // names in it are hop-by-hop too
-	if !listsNames(listed) {
-		listed = nil
+	var listed []byte // names in Connection are hop-by-hop too
+	if src.Peek(fasthttp.HeaderConnection) != nil {
+		var buf [64]byte
+		if listed = connectionValues(buf[:0], src.All()); !listsNames(listed) {
+			listed = nil
+		}
 	}
 	for k, v := range src.All() {
 		switch skipResponseHeader(k) {
@@ -430,6 +435,17 @@ func copyResponseHeaders(dst *fasthttp.ResponseHeader, src *fasthttp.ResponseHea
 			dst.AddBytesKV(k, v)
 		}
 	}
+}
+
+// connectionValues appends the values of every Connection header line in
+// all to dst, comma-separated.
+func connectionValues(dst []byte, all iter.Seq2[[]byte, []byte]) []byte {
+	for k, v := range all {
+		if len(k) == len(fasthttp.HeaderConnection) && foldEq(k, fasthttp.HeaderConnection) {
+			dst = append(append(dst, ','), v...)
+		}
+	}
+	return dst
 }
 
 // listsNames tells whether a Connection header value lists any header
