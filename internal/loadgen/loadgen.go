@@ -86,17 +86,20 @@ func (c *conn) drop() {
 }
 
 // Interleave sends n requests with body to every target over conc
-// connections each, in rounds that alternate between the targets, and
+// connections each, in short runs that alternate between the targets, and
 // returns each target's rate in requests per second. Each worker keeps its
-// connection from round to round, so a round pays no dials the previous
-// one did not. Any failed request is an error.
+// connection from run to run, so a run pays no dials the previous one did
+// not. Any failed request is an error.
 //
-// The rounds follow a balanced order (Orders): within them, every target
-// runs right after every other target equally often. A target that always
-// ran after the same one would always find caches and scheduler in the
-// state that one left: after a round that loaded the same upstream
-// process, say, which then answers faster.
+// The runs follow Sequence, repeated: every target runs right after every
+// other equally often. A target that always ran after the same one would
+// always find caches and scheduler in the state that one left: after a
+// run that loaded the same upstream process, say, which then answers
+// faster.
 func Interleave(targets []*Target, body []byte, conc, n int, stream bool) ([]float64, error) {
+	if len(targets) == 0 {
+		return nil, nil
+	}
 	for _, t := range targets {
 		t.conns = make([]*conn, conc)
 		for i := range t.conns {
@@ -109,15 +112,19 @@ func Interleave(targets []*Target, body []byte, conc, n int, stream bool) ([]flo
 			t.close()
 		}
 	}()
-	orders := Orders(len(targets))
-	rounds := (minRounds + len(orders) - 1) / len(orders) * len(orders)
-	for i := range rounds {
-		for _, k := range orders[i%len(orders)] {
+	seq := Sequence(len(targets))
+	perCycle := len(seq) / len(targets) // runs of each target in one pass of seq
+	cycles := (minRuns + perCycle - 1) / perCycle
+	runs := cycles * perCycle // of each target
+	done := make([]int, len(targets))
+	for range cycles {
+		for _, k := range seq {
 			t := targets[k]
-			m := n / rounds
-			if i < n%rounds {
+			m := n / runs
+			if done[k] < n%runs {
 				m++
 			}
+			done[k]++
 			if m == 0 {
 				continue
 			}
@@ -136,44 +143,47 @@ func Interleave(targets []*Target, body []byte, conc, n int, stream bool) ([]flo
 	return rates, nil
 }
 
-// minRounds is the fewest rounds Interleave runs: enough that a burst of
-// load from elsewhere falls on every target alike.
-const minRounds = 10
+// minRuns is the fewest runs Interleave gives each target: enough that a
+// burst of load from elsewhere falls on every target alike.
+const minRuns = 10
 
-// Orders returns the orders of n targets that rounds take in turn, a
-// Williams design: in each, every target comes once, and over all of them
-// every target comes right after every other target equally often (once
-// for an even n, in n orders; twice for an odd n above 1, in 2n).
-func Orders(n int) [][]int {
+// Sequence returns the order of runs of n targets: read as a cycle, every
+// target comes right after every other target exactly once, and never
+// right after itself (an Eulerian circuit of the complete directed graph,
+// n(n-1) runs, each target n-1 times; [0] for one target). Repeated, it
+// stays balanced, its end leading back to its start.
+func Sequence(n int) []int {
 	if n <= 0 {
 		return nil
 	}
-	// The first order is 0, n-1, 1, n-2, 2, ...; the others are it shifted
-	// by 1 to n-1, and for an odd n all of those reversed as well.
-	first := make([]int, n)
-	for j := range first {
-		if j%2 == 0 {
-			first[j] = j / 2
-		} else {
-			first[j] = n - (j+1)/2
-		}
+	if n == 1 {
+		return []int{0}
 	}
-	var orders [][]int
-	for k := range n {
-		o := make([]int, n)
-		for j, v := range first {
-			o[j] = (v + k) % n
+	next := make([]int, n) // the next successor each target has not led to yet
+	succ := func(u int) (int, bool) { // successors in increasing order, skipping u
+		v := next[u]
+		if v == u {
+			v++
 		}
-		orders = append(orders, o)
-	}
-	if n%2 == 1 && n > 1 {
-		for k := range n {
-			r := slices.Clone(orders[k])
-			slices.Reverse(r)
-			orders = append(orders, r)
+		if v >= n {
+			return 0, false
 		}
+		next[u] = v + 1
+		return v, true
 	}
-	return orders
+	// Hierholzer's algorithm, without recursion.
+	stack, circuit := []int{0}, make([]int, 0, n*(n-1)+1)
+	for len(stack) > 0 {
+		u := stack[len(stack)-1]
+		if v, ok := succ(u); ok {
+			stack = append(stack, v)
+			continue
+		}
+		circuit = append(circuit, u)
+		stack = stack[:len(stack)-1]
+	}
+	slices.Reverse(circuit)
+	return circuit[:len(circuit)-1] // the last is the first again
 }
 
 // load sends n requests to t over its connections and returns how long

@@ -100,42 +100,37 @@ func TestIdleCloseIsRetried(t *testing.T) {
 	}
 }
 
-func TestOrders(t *testing.T) {
+func TestSequence(t *testing.T) {
 	for n := 1; n <= 7; n++ {
-		orders := Orders(n)
-		want := n
-		if n%2 == 1 && n > 1 {
-			want = 2 * n
+		seq := Sequence(n)
+		want := max(n*(n-1), 1)
+		if len(seq) != want {
+			t.Fatalf("n=%d: %d runs, want %d", n, len(seq), want)
 		}
-		if len(orders) != want {
-			t.Fatalf("n=%d: %d orders, want %d", n, len(orders), want)
-		}
+		count := make([]int, n)
 		follows := map[[2]int]int{}
-		for _, o := range orders {
-			seen := make([]bool, n)
-			for j, v := range o {
-				if v < 0 || v >= n || seen[v] {
-					t.Fatalf("n=%d: order %v is not a permutation", n, o)
-				}
-				seen[v] = true
-				if j > 0 {
-					follows[[2]int{o[j-1], v}]++
-				}
+		for i, v := range seq {
+			if v < 0 || v >= n {
+				t.Fatalf("n=%d: target %d out of range", n, v)
 			}
-		}
-		each := 1
-		if n%2 == 1 {
-			each = 2
+			count[v]++
+			follows[[2]int{seq[(i+len(seq)-1)%len(seq)], v}]++ // as a cycle
 		}
 		for a := range n {
+			if count[a] != max(n-1, 1) {
+				t.Errorf("n=%d: target %d runs %d times, want %d", n, a, count[a], max(n-1, 1))
+			}
 			for b := range n {
-				if got := follows[[2]int{a, b}]; a != b && got != each {
-					t.Errorf("n=%d: %d runs right after %d %d times, want %d", n, b, a, got, each)
+				if got := follows[[2]int{a, b}]; n > 1 && (a == b && got != 0 || a != b && got != 1) {
+					t.Errorf("n=%d: %d runs right after %d %d times", n, b, a, got)
 				}
 			}
 		}
 	}
-	if Orders(0) != nil {
-		t.Error("Orders(0) is not nil")
+	if Sequence(0) != nil {
+		t.Error("Sequence(0) is not nil")
+	}
+	if r, err := Interleave(nil, Chat, 1, 10, false); r != nil || err != nil {
+		t.Errorf("Interleave without targets = %v, %v", r, err)
 	}
 }
