@@ -159,7 +159,7 @@ func Sequence(n int) []int {
 	if n == 1 {
 		return []int{0}
 	}
-	next := make([]int, n) // the next successor each target has not led to yet
+	next := make([]int, n)            // the next successor each target has not led to yet
 	succ := func(u int) (int, bool) { // successors in increasing order, skipping u
 		v := next[u]
 		if v == u {
