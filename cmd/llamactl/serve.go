@@ -277,11 +277,7 @@ func stopBudget(def time.Duration, insts []reconcile.InstanceStatus) time.Durati
 		if st.Spec == nil || st.Spec.StopTimeout == nil {
 			continue
 		}
-		d := time.Duration(*st.Spec.StopTimeout) * time.Second
-		if d <= 0 {
-			d = runtime.DefaultStopTimeout
-		}
-		longest = max(longest, d)
+		longest = max(longest, time.Duration(*st.Spec.StopTimeout)*time.Second) // 0: SIGKILL at once
 	}
 	return longest + 5*time.Second
 }
