@@ -323,7 +323,7 @@ func (s *Server) serveInstanceProxy(ctx *fasthttp.RequestCtx, rt route) {
 		return
 	}
 	s.forward(ctx, proxyCall{
-		addr: addr, path: rt.rest, instance: name, apiKey: s.instanceKey(name),
+		addr: addr, path: upstreamPath(ctx.URI().PathOriginal(), rt.prefix, rt.rest), instance: name, apiKey: s.instanceKey(name),
 		release: release, start: start,
 	})
 }

@@ -56,7 +56,7 @@ func (s *Server) serveOpenAI(ctx *fasthttp.RequestCtx, rt route, id []byte) {
 		}
 	}
 	pc := proxyCall{
-		addr: addr, path: rt.rest, instance: name, model: model,
+		addr: addr, path: upstreamPath(ctx.URI().PathOriginal(), rt.prefix, rt.rest), instance: name, model: model,
 		apiKey: s.instanceKeyAt(name, start), release: release, start: start,
 	}
 	if stream {

@@ -219,6 +219,9 @@ func TestInstanceProxy(t *testing.T) {
 		{"deep post", "POST", "/api/v1/instances/echo/proxy/v1/chat/completions", `{"x":1}`, 200, "/v1/chat/completions", "", ""},
 		{"put", "PUT", "/api/v1/instances/echo/proxy/slots/0?action=save", `{}`, 200, "/slots/0", "action=save", ""},
 		{"instance key", "GET", "/api/v1/instances/withkey/proxy/health", "", 200, "/health", "", "Bearer sk-instance-secret"},
+		// Escapes go upstream as they came: no path turned into a query,
+		// no query lost, no space in the request line.
+		{"escaped path", "GET", "/api/v1/instances/echo/proxy/a%3Fb%2Fc%20d%23e?q=%2F", "", 200, "/a?b/c d#e", "q=%2F", ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -241,11 +241,18 @@ func TestUpstreamRequestLine(t *testing.T) {
 		if stream {
 			body, query = `{"model":"cap","stream":true}`, "stream=1"
 		}
-		for _, c := range []struct{ name, line, proto, extra string }{
+		// The path goes upstream as the client spelt it, escapes and all,
+		// unless normalization changed what routing saw (empty or dot
+		// segments): then as routed.
+		for _, c := range []struct{ name, line, proto, want string }{
 			{"plain", "/v1/chat/completions?" + query, "HTTP/1.1", ""},
 			{"double slash", "/v1//chat/completions?" + query, "HTTP/1.1", ""},
 			{"dot segment", "/v1/x/../chat/completions?" + query, "HTTP/1.1", ""},
-			{"escaped", "/v1/chat%2fcompletion%73?" + query, "HTTP/1.1", ""},
+			{"escaped", "/v1/chat%2fcompletion%73?" + query, "HTTP/1.1", "/v1/chat%2fcompletion%73?" + query},
+			{"escaped query and fragment", "/v1/a%3Fb%23c?" + query, "HTTP/1.1", "/v1/a%3Fb%23c?" + query},
+			{"escaped space", "/v1/a%20b?" + query, "HTTP/1.1", "/v1/a%20b?" + query},
+			{"escaped dot segment", "/v1/x/%2e%2e/chat/completions?" + query, "HTTP/1.1", ""},
+			{"under the api base", "/api/v1/v1/a%3Fb?" + query, "HTTP/1.1", "/v1/a%3Fb?" + query},
 			{"absolute with user info", "http://alice:s3cret@client.example/v1/chat/completions?" + query, "HTTP/1.1", ""},
 			{"absolute https", "https://client.example/v1/chat/completions?" + query, "HTTP/1.1", ""},
 			{"http/1.0", "/v1/chat/completions?" + query, "HTTP/1.0", ""},
@@ -259,6 +266,9 @@ func TestUpstreamRequestLine(t *testing.T) {
 				}
 				got := last()
 				want := upstreamSeen{URI: "/v1/chat/completions?" + query, Host: up, Proto: "HTTP/1.1"}
+				if c.want != "" {
+					want.URI = c.want
+				}
 				if got != want {
 					t.Fatalf("upstream saw %+v, want %+v", got, want)
 				}

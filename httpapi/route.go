@@ -25,7 +25,9 @@ type route struct {
 	kind   routeKind
 	name   string // instance name (not yet validated) or model id
 	action string // start|stop|restart, devices|help|version
-	rest   string // proxy: the path after /proxy, "/" at least
+	rest   string // proxy: the path after /proxy, "/" at least; OpenAI: the path from /v1
+	// prefix is what precedes rest in the path (proxy and OpenAI routes).
+	prefix string
 }
 
 // apiBase is the management API's base path.
@@ -43,7 +45,9 @@ func parseRoute(path string) route {
 		return route{}
 	}
 	if strings.HasPrefix(p, "/v1/") {
-		return parseOpenAI(p)
+		rt := parseOpenAI(p)
+		rt.prefix = apiBase
+		return rt
 	}
 	switch {
 	case p == "/openapi.json":
@@ -76,10 +80,11 @@ func parseInstance(p string) route {
 	verb, rest, hasRest := strings.Cut(sub, "/")
 	switch verb {
 	case "proxy":
+		prefix := apiBase + "/instances/" + name + "/proxy"
 		if !hasRest {
-			return route{kind: routeProxy, name: name, rest: "/"}
+			return route{kind: routeProxy, name: name, rest: "/", prefix: prefix}
 		}
-		return route{kind: routeProxy, name: name, rest: "/" + rest}
+		return route{kind: routeProxy, name: name, rest: "/" + rest, prefix: prefix}
 	case "start", "stop", "restart":
 		if !hasRest || rest == "" {
 			return route{kind: routeAction, name: name, action: verb}
