@@ -199,3 +199,19 @@ func TestConnectionOnSeveralLines(t *testing.T) {
 		}
 	}
 }
+
+// The streamed path writes its request head itself: headers named in
+// Connection stay out of it too.
+func TestStreamRequestHeadConnectionListed(t *testing.T) {
+	var ctx fasthttp.RequestCtx
+	raw := "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nConnection: keep-alive\r\nConnection: X-Hop, x-two\r\n" +
+		"X-Hop: secret\r\nX-Two: 2\r\nX-Kept: 1\r\nContent-Length: 2\r\n\r\n{}"
+	if err := ctx.Request.Read(bufio.NewReader(strings.NewReader(raw))); err != nil {
+		t.Fatal(err)
+	}
+	head := string(appendRequestHead(nil, &ctx, &proxyCall{path: "/v1/chat/completions", addr: "127.0.0.1:1"}))
+	if strings.Contains(head, "secret") || strings.Contains(head, "X-Two") || !strings.Contains(head, "X-Kept: 1") ||
+		strings.Contains(head, "keep-alive") {
+		t.Fatalf("request head:\n%s", head)
+	}
+}

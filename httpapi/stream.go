@@ -157,8 +157,15 @@ func appendRequestHead(b []byte, ctx *fasthttp.RequestCtx, pc *proxyCall) []byte
 	b = append(b, " HTTP/1.1\r\nHost: "...)
 	b = append(b, pc.addr...)
 	b = append(b, "\r\n"...)
+	var listed []byte // headers named in Connection are hop-by-hop too
+	if ctx.Request.Header.Peek(fasthttp.HeaderConnection) != nil {
+		var buf [64]byte
+		if listed = connectionValues(buf[:0], ctx.Request.Header.All()); !listsNames(listed) {
+			listed = nil
+		}
+	}
 	for k, v := range ctx.Request.Header.All() {
-		if skipStreamHeader(k) {
+		if skipStreamHeader(k) || listed != nil && isListed(listed, k) {
 			continue
 		}
 		b = append(b, k...)
