@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"slices"
 	"strings"
 	"time"
 
@@ -148,8 +149,10 @@ func toOpenAIModel(st *reconcile.InstanceStatus) openAIModel {
 	if m.Phase == "" {
 		m.Phase = string(runtime.PhaseStopped)
 	}
-	if st.Spec != nil && st.Spec.Alias != nil && *st.Spec.Alias != "" && *st.Spec.Alias != st.Name {
-		m.Aliases = []string{*st.Spec.Alias}
+	for _, a := range st.Spec.Aliases() {
+		if a != st.Name {
+			m.Aliases = append(m.Aliases, a)
+		}
 	}
 	return m
 }
@@ -181,7 +184,7 @@ func (s *Server) serveModel(ctx *fasthttp.RequestCtx, id string) {
 	if err != nil {
 		// An alias names the instance as well as its name does.
 		for _, a := range s.fleet.List() {
-			if a.Spec != nil && a.Spec.Alias != nil && *a.Spec.Alias == id {
+			if slices.Contains(a.Spec.Aliases(), id) {
 				st, err = a, nil
 				break
 			}

@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -19,6 +20,7 @@ import (
 
 	"llamactl/reconcile"
 	"llamactl/runtime"
+	"llamactl/spec"
 )
 
 // seen is what an echo upstream received.
@@ -505,5 +507,13 @@ func TestWithoutLog(t *testing.T) {
 		if got := withoutLog(in); got != want {
 			t.Errorf("withoutLog(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+func TestOpenAIModelAliases(t *testing.T) {
+	alias := "x, y,multi"
+	st := reconcile.InstanceStatus{Name: "multi", Spec: &spec.Spec{Alias: &alias}}
+	if got := toOpenAIModel(&st).Aliases; !slices.Equal(got, []string{"x", "y"}) {
+		t.Fatalf("aliases %q, want x and y (the name left out)", got)
 	}
 }

@@ -643,3 +643,22 @@ func TestBrokenFileAtStartKeepsRecordedSpec(t *testing.T) {
 		t.Fatal("b, broken with no record, got a supervisor")
 	}
 }
+
+// An alias lists names comma-separated, as llama-server's --alias does:
+// each routes to the instance.
+func TestCommaSeparatedAliases(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "multi.yaml"), model("multi", `alias: "m1, m2"`))
+	l, _ := newFakeLoop(t, dir, nil)
+	settle(t, l)
+	for _, m := range []string{"multi", "m1", "m2"} {
+		name, _, release, err := l.Acquire(context.Background(), m)
+		if err != nil || name != "multi" {
+			t.Fatalf("acquire %q: %q, %v", m, name, err)
+		}
+		release()
+	}
+	if _, _, _, err := l.Acquire(context.Background(), "m1, m2"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("the list itself routed: %v", err)
+	}
+}

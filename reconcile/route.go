@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"sync/atomic"
 
 	"llamactl/runtime"
@@ -60,14 +61,19 @@ func (l *Loop) rebuildRoutesLocked() {
 	shadowed := map[string]string{}
 	for _, name := range names {
 		e := l.entries[name]
-		if e.spec == nil || e.spec.Alias == nil || *e.spec.Alias == "" {
+		if e.spec == nil {
 			continue
 		}
-		alias := *e.spec.Alias
-		if other, taken := m[alias]; !taken {
-			m[alias] = m[name]
-		} else if other.name != name {
-			shadowed[name] = fmt.Sprintf("alias %q already routes to instance %q; requests for it do not reach this instance", alias, other.name)
+		var msgs []string
+		for _, alias := range e.spec.Aliases() {
+			if other, taken := m[alias]; !taken {
+				m[alias] = m[name]
+			} else if other.name != name {
+				msgs = append(msgs, fmt.Sprintf("alias %q already routes to instance %q; requests for it do not reach this instance", alias, other.name))
+			}
+		}
+		if len(msgs) > 0 {
+			shadowed[name] = strings.Join(msgs, "; ")
 		}
 	}
 	l.aliasShadowed = shadowed

@@ -10,6 +10,11 @@ package spec
 
 //go:generate go run ./internal/gen -in testdata/llamactl-v0.2.0.swagger.yaml -out spec_gen.go
 
+import (
+	"slices"
+	"strings"
+)
+
 // Format is a spec file's encoding.
 type Format string
 
@@ -32,4 +37,19 @@ func (s *Spec) DesiredState() string {
 		return StateRunning
 	}
 	return s.State
+}
+
+// Aliases returns the names alias gives the model (llama-server takes a
+// comma-separated list), blanks trimmed, empty ones and repeats left out.
+func (s *Spec) Aliases() []string {
+	if s == nil || s.Alias == nil {
+		return nil
+	}
+	var out []string
+	for a := range strings.SplitSeq(*s.Alias, ",") {
+		if a = strings.TrimSpace(a); a != "" && !slices.Contains(out, a) {
+			out = append(out, a)
+		}
+	}
+	return out
 }
