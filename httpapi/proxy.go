@@ -274,6 +274,11 @@ func (s *Server) forwardWhole(ctx *fasthttp.RequestCtx, pc proxyCall, id []byte)
 	resp := &ctx.Response
 	err := s.ups.client(pc.addr).Do(req, resp)
 	pc.release()
+	for try := 0; refused(err) && s.reacquire(&pc, try); try++ {
+		req.Header.SetHost(pc.addr)
+		err = s.ups.client(pc.addr).Do(req, resp)
+		pc.release()
+	}
 	if err != nil {
 		resp.Reset()
 		s.restamp(ctx)
@@ -290,6 +295,45 @@ func (s *Server) forwardWhole(ctx *fasthttp.RequestCtx, pc proxyCall, id []byte)
 	s.restamp(ctx)
 	s.accessLogID(ctx, &pc, id, resp.StatusCode(), int64(len(resp.Body())), nil)
 }
+
+// refused tells whether err is a refused connection: the instance's
+// process is gone (it crashed an instant ago, and its supervisor has not
+// seen it yet), and the request never reached it.
+func refused(err error) bool { return err != nil && errors.Is(err, syscall.ECONNREFUSED) }
+
+// reacquire waits, before try number try, for pc's instance to be ready
+// again after a refused connection (its supervisor restarts it), bounded
+// by AcquireTimeout from the request's start, and points pc at it (a new
+// address and release). False when it does not become ready in time, or
+// after refusedTries: an instance its supervisor still calls ready while
+// it refuses (alive but not listening) is answered in a second or two.
+func (s *Server) reacquire(pc *proxyCall, try int) bool {
+	if try >= refusedTries {
+		return false
+	}
+	deadline := pc.start.Add(s.cfg.AcquireTimeout)
+	delay := 25 * time.Millisecond << try
+	if !time.Now().Add(delay).Before(deadline) {
+		return false
+	}
+	time.Sleep(delay)
+	model := pc.model
+	if model == "" {
+		model = pc.instance // the passthrough names the instance
+	}
+	actx := lazyDeadlineAt(deadline)
+	_, addr, release, err := s.fleet.Acquire(actx, model)
+	actx.stop()
+	if err != nil {
+		return false
+	}
+	pc.addr, pc.release = addr, release
+	return true
+}
+
+// refusedTries bounds the waits after refused connections: 25 ms doubling,
+// 1.6 s in all, each followed by an acquire that waits for a restart.
+const refusedTries = 6
 
 // restamp puts back on a response that an upstream answer replaced the
 // CORS headers handle had set on it (handle adds the request id last).
@@ -377,6 +421,15 @@ func (s *Server) forward(ctx *fasthttp.RequestCtx, pc proxyCall) {
 	resp := fasthttp.AcquireResponse()
 	resp.StreamBody = true
 	err := s.ups.client(pc.addr).Do(req, resp)
+	for try := 0; refused(err); try++ {
+		pc.release()
+		if !s.reacquire(&pc, try) {
+			pc.release = func() {}
+			break
+		}
+		req.Header.SetHost(pc.addr)
+		err = s.ups.client(pc.addr).Do(req, resp)
+	}
 	fasthttp.ReleaseRequest(req)
 	if err != nil {
 		fasthttp.ReleaseResponse(resp)

@@ -139,7 +139,9 @@ func TestUpstreamGone(t *testing.T) {
 	dead := ln.Addr().String()
 	ln.Close()
 	r := &routes{addrs: map[string]string{"gone": dead}}
-	ts := newTestServer(t, Config{}, proxyFleet(r), ServerInfo{})
+	// A refusal is waited out for a restart within AcquireTimeout (see
+	// TestRefusedWaitsForTheRestart): keep that short here.
+	ts := newTestServer(t, Config{AcquireTimeout: 300 * time.Millisecond}, proxyFleet(r), ServerInfo{})
 	ct := []string{"Content-Type", "application/json", "X-Request-Id", "req-502"}
 	for _, c := range []struct{ path, body, want string }{
 		{"/v1/chat/completions", `{"model":"gone"}`, `"code":"upstream_error"`},
@@ -321,4 +323,59 @@ func rawStatus(t *testing.T, addr, raw string) int {
 		t.Fatal(err)
 	}
 	return resp.StatusCode
+}
+
+// A connection refused by an instance whose process just died (its
+// supervisor has not seen it yet) is no answer: the request never reached
+// it, so the proxy waits for the instance to be ready again (acquiring it
+// anew, bounded by AcquireTimeout) and sends it then, on every path.
+func TestRefusedWaitsForTheRestart(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close() // refused until the "restart" below
+	r := &routes{addrs: map[string]string{"back": addr, "gone": "127.0.0.1:1"}}
+	ts := newTestServer(t, Config{AcquireTimeout: 2 * time.Second}, proxyFleet(r), ServerInfo{})
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		_, _ = io.Copy(io.Discard, req.Body)
+		if strings.Contains(req.URL.RawQuery, "stream") {
+			w.Header().Set("Content-Type", "text/event-stream")
+			_, _ = io.WriteString(w, "data: [DONE]\n\n")
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"ok":true}`)
+	})}
+	t.Cleanup(func() { _ = srv.Close() })
+	go func() {
+		time.Sleep(150 * time.Millisecond)
+		l, err := net.Listen("tcp", addr)
+		if err != nil {
+			t.Errorf("listen again on %s: %v", addr, err)
+			return
+		}
+		_ = srv.Serve(l)
+	}()
+	for _, c := range []struct{ name, path, body string }{
+		{"json", "/v1/chat/completions", `{"model":"back"}`},
+		{"stream", "/v1/chat/completions?stream", `{"model":"back","stream":true}`},
+		{"passthrough", "/api/v1/instances/back/proxy/health", ""},
+	} {
+		var body []byte
+		if c.body != "" {
+			body = []byte(c.body)
+		}
+		resp, out := ts.do(t, "POST", c.path, body, "Content-Type", "application/json")
+		expect(t, resp, out, 200)
+	}
+	// An instance that never comes back: the refusal is answered, in time.
+	begin := time.Now()
+	resp, out := ts.do(t, "POST", "/v1/chat/completions", []byte(`{"model":"gone"}`), "Content-Type", "application/json")
+	expect(t, resp, out, 502, "refused")
+	if el := time.Since(begin); el > 10*time.Second {
+		t.Fatalf("a lasting refusal took %s to answer", el)
+	}
+	waitFor(t, "release", func() bool { return r.inFlight.Load() == 0 })
 }

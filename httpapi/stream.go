@@ -23,6 +23,14 @@ import (
 // goes out in a single writev (headers and the untouched body).
 func (s *Server) forwardStream(ctx *fasthttp.RequestCtx, pc proxyCall) {
 	conn, reused, err := s.ups.streamConn(pc.addr)
+	for try := 0; refused(err); try++ {
+		pc.release()
+		if !s.reacquire(&pc, try) {
+			pc.release = func() {}
+			break
+		}
+		conn, reused, err = s.ups.streamConn(pc.addr)
+	}
 	if err != nil {
 		s.streamFailed(ctx, &pc, nil, err)
 		return
