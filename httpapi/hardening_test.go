@@ -260,7 +260,15 @@ func TestAccessLog(t *testing.T) {
 			resp, body = ts.do(t, "POST", "/api/v1/v1/completions", []byte(`{"model":"echo"}`),
 				"Content-Type", "application/json", "X-API-Key", "very-secret-key")
 			expect(t, resp, body, 200)
-			waitFor(t, "access log", func() bool { return strings.Count(buf.String(), "\n") >= 3 })
+			// Rejected requests get their line too, with the error body's size.
+			resp, body = ts.do(t, "POST", "/v1/chat/completions", []byte(`{"model":`),
+				"Content-Type", "application/json", "X-API-Key", "very-secret-key", "X-Request-Id", "bad-body")
+			expect(t, resp, body, 400)
+			waitFor(t, "access log", func() bool { return strings.Count(buf.String(), "\n") >= 4 })
+			if l := lineWith(buf.String(), `"request_id":"bad-body"`); !strings.Contains(l, `"status":400`) ||
+				!strings.Contains(l, fmt.Sprintf(`"bytes":%d`, len(body))) {
+				t.Errorf("rejected request's line: %q", l)
+			}
 			out := buf.String()
 			for _, want := range []string{`"request_id":"log-me"`, `"method":"POST"`, `"path":"/v1/chat/completions"`,
 				`"path":"/api/v1/v1/completions"`,
@@ -303,6 +311,16 @@ func TestAccessLog(t *testing.T) {
 	if out := buf.String(); strings.Contains(out, `"status":200`) {
 		t.Fatalf("info line written at warn level:\n%s", out)
 	}
+}
+
+// lineWith returns the first line of out that holds s.
+func lineWith(out, s string) string {
+	for l := range strings.SplitSeq(out, "\n") {
+		if strings.Contains(l, s) {
+			return l
+		}
+	}
+	return ""
 }
 
 // timeNear reports whether s is an RFC 3339 time within a minute of now.

@@ -308,6 +308,7 @@ func (s *Server) serveInstanceProxy(ctx *fasthttp.RequestCtx, rt route) {
 	start := time.Now()
 	if _, err := s.fleet.Get(rt.name); err != nil {
 		writeFleetError(ctx, err)
+		s.accessLog(ctx, &proxyCall{instance: rt.name, start: start}, ctx.Response.StatusCode(), int64(len(ctx.Response.Body())), err)
 		return
 	}
 	actx, cancel := context.WithTimeout(context.Background(), s.cfg.AcquireTimeout)
@@ -319,7 +320,7 @@ func (s *Server) serveInstanceProxy(ctx *fasthttp.RequestCtx, rt route) {
 			status = fasthttp.StatusServiceUnavailable
 		}
 		writeError(ctx, status, "instance "+rt.name+" is not running: "+err.Error(), nil)
-		s.accessLog(ctx, &proxyCall{instance: rt.name, start: start}, status, 0, err)
+		s.accessLog(ctx, &proxyCall{instance: rt.name, start: start}, status, int64(len(ctx.Response.Body())), err)
 		return
 	}
 	s.forward(ctx, proxyCall{

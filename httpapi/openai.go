@@ -17,15 +17,16 @@ import (
 // serveOpenAI proxies POST /v1/* to the instance serving the body's model.
 // id is the request id.
 func (s *Server) serveOpenAI(ctx *fasthttp.RequestCtx, rt route, id []byte) {
+	start := ctx.Time() // read by the server as it called the handler
+	if start.IsZero() {
+		start = time.Now()
+	}
 	if !ctx.IsPost() {
 		ctx.Response.Header.Set(fasthttp.HeaderAllow, "POST")
 		writeOpenAIError(ctx, fasthttp.StatusMethodNotAllowed, typeInvalidRequest, "method_not_allowed", "",
 			"method "+string(ctx.Method())+" not allowed on "+rt.rest+"; use POST")
+		s.accessLog(ctx, &proxyCall{start: start}, fasthttp.StatusMethodNotAllowed, int64(len(ctx.Response.Body())), nil)
 		return
-	}
-	start := ctx.Time() // read by the server as it called the handler
-	if start.IsZero() {
-		start = time.Now()
 	}
 	model, stream, err := requestModel(ctx.Request.Header.ContentType(), ctx.Request.Body())
 	if err != nil {
@@ -38,6 +39,7 @@ func (s *Server) serveOpenAI(ctx *fasthttp.RequestCtx, rt route, id []byte) {
 			param = "model"
 		}
 		writeOpenAIError(ctx, fasthttp.StatusBadRequest, typeInvalidRequest, code, param, err.Error())
+		s.accessLog(ctx, &proxyCall{start: start}, fasthttp.StatusBadRequest, int64(len(ctx.Response.Body())), nil)
 		return
 	}
 	var name, addr string
@@ -52,7 +54,7 @@ func (s *Server) serveOpenAI(ctx *fasthttp.RequestCtx, rt route, id []byte) {
 		actx.stop()
 		if err != nil {
 			s.writeAcquireError(ctx, model, err)
-			s.accessLog(ctx, &proxyCall{model: model, start: start}, ctx.Response.StatusCode(), 0, err)
+			s.accessLog(ctx, &proxyCall{model: model, start: start}, ctx.Response.StatusCode(), int64(len(ctx.Response.Body())), err)
 			return
 		}
 	}

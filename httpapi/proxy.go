@@ -288,7 +288,7 @@ func (s *Server) forwardWhole(ctx *fasthttp.RequestCtx, pc proxyCall, id []byte)
 		}
 		writeOpenAIError(ctx, status, typeServer, "upstream_error", "",
 			"instance "+pc.instance+" did not answer: "+err.Error())
-		s.accessLog(ctx, &pc, status, 0, err)
+		s.accessLog(ctx, &pc, status, int64(len(ctx.Response.Body())), err)
 		return
 	}
 	cleanResponseHeaders(&resp.Header)
@@ -439,7 +439,7 @@ func (s *Server) forward(ctx *fasthttp.RequestCtx, pc proxyCall) {
 			status = fasthttp.StatusGatewayTimeout
 		}
 		writeError(ctx, status, "instance "+pc.instance+" did not answer: "+err.Error(), nil)
-		s.accessLog(ctx, &pc, status, 0, err)
+		s.accessLog(ctx, &pc, status, int64(len(ctx.Response.Body())), err)
 		return
 	}
 

@@ -150,7 +150,7 @@ func (s *Server) streamFailed(ctx *fasthttp.RequestCtx, pc *proxyCall, conn net.
 	}
 	writeOpenAIError(ctx, status, typeServer, "upstream_error", "",
 		"instance "+pc.instance+" did not answer: "+err.Error())
-	s.accessLog(ctx, pc, status, 0, err)
+	s.accessLog(ctx, pc, status, int64(len(ctx.Response.Body())), err)
 }
 
 // appendRequestHead writes the upstream request line and headers.
