@@ -323,6 +323,9 @@ func (s *Server) serveInstanceProxy(ctx *fasthttp.RequestCtx, rt route) {
 		s.accessLog(ctx, &proxyCall{instance: rt.name, start: start}, status, int64(len(ctx.Response.Body())), err)
 		return
 	}
+	if s.abandoned(ctx, &proxyCall{instance: name, start: start}, release) {
+		return
+	}
 	s.forward(ctx, proxyCall{
 		addr: addr, path: upstreamPath(ctx.URI().PathOriginal(), rt.prefix, rt.rest), instance: name, apiKey: s.instanceKey(name),
 		release: release, start: start,

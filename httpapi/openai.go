@@ -57,6 +57,9 @@ func (s *Server) serveOpenAI(ctx *fasthttp.RequestCtx, rt route, id []byte) {
 			s.accessLog(ctx, &proxyCall{model: model, start: start}, ctx.Response.StatusCode(), int64(len(ctx.Response.Body())), err)
 			return
 		}
+		if s.abandoned(ctx, &proxyCall{instance: name, model: model, start: start}, release) {
+			return
+		}
 	}
 	pc := proxyCall{
 		addr: addr, path: upstreamPath(ctx.URI().PathOriginal(), rt.prefix, rt.rest), instance: name, model: model,
@@ -68,6 +71,26 @@ func (s *Server) serveOpenAI(ctx *fasthttp.RequestCtx, rt route, id []byte) {
 	}
 	s.forwardWhole(ctx, pc, id)
 }
+
+// abandoned tells whether the client left while its request waited for
+// the instance (woken on demand, or restarting): then the request is not
+// sent, so that the model does not generate for nobody, and it is logged
+// with status 499 (client closed request, as nginx has it).
+func (s *Server) abandoned(ctx *fasthttp.RequestCtx, pc *proxyCall, release func()) bool {
+	if !clientGone(ctx.Conn()) {
+		return false
+	}
+	release()
+	msg := "client went away while the instance got ready"
+	writeError(ctx, statusClientClosed, msg, nil) // for a client that only half-closed
+	ctx.SetConnectionClose()
+	s.accessLog(ctx, pc, statusClientClosed, int64(len(ctx.Response.Body())), errors.New(msg))
+	return true
+}
+
+// statusClientClosed is the status logged for a request whose client left
+// before it could be answered.
+const statusClientClosed = 499
 
 // instanceKey returns the api_key an instance's llama-server requires, if
 // any: the proxy authenticates to it on the caller's behalf. Fleet.Get

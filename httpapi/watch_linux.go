@@ -57,3 +57,27 @@ func watchClientGone(client, upstream net.Conn) (stop func()) {
 		}
 	}
 }
+
+// clientGone tells whether the client of conn has hung up (EOF or reset
+// waiting to be read), without consuming anything: a request that waited
+// for its instance to wake need not be sent once its client left.
+func clientGone(conn net.Conn) bool {
+	if cc, ok := conn.(*coarseConn); ok {
+		conn = cc.Conn
+	}
+	sc, ok := conn.(syscall.Conn)
+	if !ok {
+		return false
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return false
+	}
+	gone := false
+	_ = rc.Control(func(fd uintptr) {
+		var buf [1]byte
+		n, _, err := syscall.Recvfrom(int(fd), buf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		gone = err == nil && n == 0 || err != nil && err != syscall.EAGAIN && err != syscall.EINTR
+	})
+	return gone
+}
