@@ -63,6 +63,15 @@ func FuzzRoute(f *testing.F) {
 		if rt.kind == routeProxy && !strings.HasPrefix(rt.rest, "/") {
 			t.Fatalf("%q: proxy rest %q", path, rt.rest)
 		}
+		// What goes upstream fits a request line, whatever the path held.
+		var u fasthttp.URI
+		if u.Parse(nil, []byte(path)) == nil {
+			if urt := parseRoute(string(u.Path())); urt.kind == routeProxy || urt.kind == routeOpenAI {
+				if up := upstreamPath(u.PathOriginal(), urt.prefix, urt.rest); !strings.HasPrefix(up, "/") || !requestLineSafe(up) {
+					t.Fatalf("%q: upstream path %q", path, up)
+				}
+			}
+		}
 
 		// The whole handler, in memory, never panics and always answers
 		// with a request id.

@@ -15,17 +15,28 @@ func upstreamPath(raw []byte, prefix, rest string) string {
 		return escapePath(rest)
 	}
 	r := raw[len(prefix):]
-	if string(r) == rest { // the common case: nothing encoded
+	if string(r) == rest && requestLineSafe(rest) { // the common case: nothing encoded
 		return rest
 	}
 	if len(r) == 0 {
 		return escapePath(rest)
 	}
 	s := string(r)
-	if s[0] != '/' || strings.Contains(s, "//") || hasDotSegment(s) {
+	if s[0] != '/' || strings.Contains(s, "//") || hasDotSegment(s) || !requestLineSafe(s) {
 		return escapePath(rest)
 	}
 	return s
+}
+
+// requestLineSafe tells whether a raw path can go into a request line as
+// it is: printable ASCII, no '?' or '#' (a query or fragment would start).
+func requestLineSafe(p string) bool {
+	for i := 0; i < len(p); i++ {
+		if c := p[i]; c <= ' ' || c >= 0x7f || c == '?' || c == '#' {
+			return false
+		}
+	}
+	return true
 }
 
 // hasDotSegment tells whether the raw path p has a "." or ".." segment,
