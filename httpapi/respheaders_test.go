@@ -391,7 +391,7 @@ func TestAbandonedWhileWaking(t *testing.T) {
 	r := &routes{addrs: map[string]string{"sleepy": echo}}
 	f := proxyFleet(r)
 	f.AcquireFn = func(ctx context.Context, model string) (string, string, func(), error) {
-		time.Sleep(300 * time.Millisecond) // waking
+		time.Sleep(time.Second) // waking, long after the client left
 		return r.acquire(ctx, model)
 	}
 	var logs syncBuffer
