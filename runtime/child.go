@@ -104,10 +104,23 @@ func (s *Supervisor) startChild() {
 	s.publish()
 }
 
+// drainDone ends a drain and returns the reason of the stop it leads to.
+func (s *Supervisor) drainDone() string {
+	reason := "config changed"
+	if s.ls.drainAsked {
+		reason = "restart requested"
+	}
+	s.setDraining(false)
+	return reason
+}
+
 // setDraining says whether the loop waits for the in-flight count to
 // reach zero; only then does the last release signal the loop.
 func (s *Supervisor) setDraining(b bool) {
 	s.ls.draining = b
+	if !b {
+		s.ls.drainAsked = false
+	}
 	s.wantDrain.Store(b)
 }
 

@@ -57,8 +57,7 @@ func (s *Supervisor) onKillTimer() {
 		return
 	}
 	if ls.draining { // in-flight requests took too long
-		s.setDraining(false)
-		s.stopChild(stopRestart, "config changed")
+		s.stopChild(stopRestart, s.drainDone())
 		return
 	}
 	if c.stopping {

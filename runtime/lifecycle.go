@@ -45,6 +45,18 @@ func (s *Supervisor) handle(r request) {
 			return
 		}
 		ls.goneWaiters = append(ls.goneWaiters, r.reply)
+		if p := ls.proc; ls.phase == PhaseRunning && !p.stopping && !ls.draining {
+			// As for a config change: requests in flight finish first
+			// (bounded by StopTimeout); new ones wait for the new process.
+			s.ready.Store(nil)
+			s.setDraining(true) // before the check: a release now signals the loop
+			ls.drainAsked = true
+			if s.inflight.Load() > 0 {
+				s.setPhase(PhaseStopping, "restart requested: draining in-flight requests")
+				ls.killT.Reset(s.stopTimeout())
+				return
+			}
+		}
 		s.stopChild(stopRestart, "restart requested")
 	case reqUpdate:
 		r.reply <- s.onUpdate(r.cfg)
@@ -188,7 +200,7 @@ func (s *Supervisor) onUpdate(cfg Config) error {
 		}
 	case ls.phase == PhaseBackoff:
 		s.wake(true)
-	case ls.draining && ls.proc.hash == cfg.Hash: // changed back: keep the process
+	case ls.draining && !ls.drainAsked && ls.proc.hash == cfg.Hash: // changed back: keep the process
 		s.setDraining(false)
 		ls.killT.Stop()
 		s.setPhase(PhaseRunning, "config changed back")

@@ -55,7 +55,9 @@ func (s *Supervisor) Stop(ctx context.Context) error {
 }
 
 // Restart stops the process (if any) and starts it again, resetting the
-// restart budget; the instance becomes desired-running. It returns once
+// restart budget; the instance becomes desired-running. A running process
+// first serves the requests in flight (bounded by StopTimeout), as for a
+// config change, while new ones wait for the new process. It returns once
 // the old process is gone and the new start is under way.
 func (s *Supervisor) Restart(ctx context.Context) error {
 	return s.send(ctx, request{kind: reqRestart})

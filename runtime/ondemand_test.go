@@ -356,3 +356,58 @@ func TestIdleTimeoutSwitchedOn(t *testing.T) {
 		t.Fatalf("put to sleep %v after the update, idle timeout %v", d, idle)
 	}
 }
+
+// A requested restart drains like a config change: the request in flight
+// is served to its end by the old process, then the new one starts; an
+// Update with the same hash meanwhile does not call the restart off; a
+// stuck request is cut off after StopTimeout.
+func TestRestartDrainsInFlight(t *testing.T) {
+	t.Parallel()
+	m := newManager(t, nil)
+	cfg := testConfig("rdrain")
+	cfg.StopTimeout = 3 * time.Second
+	s, st := startRunning(t, m, cfg)
+	addr, release, err := s.EnsureReady(ctxT(t, 5*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.Restart(ctxT(t, 10*time.Second)) }()
+	waitFor(t, 5*time.Second, "the drain", func() bool { return s.Snapshot().Phase == PhaseStopping })
+	cfg.IdleTimeout = time.Hour // a supervision-only change: same hash
+	if err := s.Update(ctxT(t, 5*time.Second), cfg); err != nil {
+		t.Fatal(err)
+	}
+	if now := s.Snapshot(); now.PID != st.PID || now.Phase != PhaseStopping {
+		t.Fatalf("while draining: %+v", now)
+	}
+	if code, err := chat(addr); err != nil || code != 200 {
+		t.Fatalf("in-flight request on the old process = %d, %v", code, err)
+	}
+	release()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	var now Status
+	waitFor(t, 5*time.Second, "the new process", func() bool {
+		now = s.Snapshot()
+		return now.Phase == PhaseRunning && now.PID != st.PID
+	})
+	if alive(st.PID) {
+		t.Fatalf("old pid %d alive", st.PID)
+	}
+
+	// A request that never ends does not hold the restart past StopTimeout.
+	_, stuck, err := s.EnsureReady(ctxT(t, 5*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stuck()
+	begin := time.Now()
+	if err := s.Restart(ctxT(t, 10*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if el := time.Since(begin); el < cfg.StopTimeout || el > 3*cfg.StopTimeout {
+		t.Fatalf("restart with a stuck request took %s, want about the %s stop timeout", el, cfg.StopTimeout)
+	}
+}

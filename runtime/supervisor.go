@@ -82,6 +82,7 @@ type loopState struct {
 	portRetries int           // quick port-conflict exits in this start
 	avoid       map[int]bool  // ports that conflicted in this start
 	draining    bool          // waiting for in-flight requests before a restart
+	drainAsked  bool          // the drain is a requested restart's, not a config change's
 	backoffT    *time.Timer   // phase backoff
 	killT       *time.Timer   // stopping: SIGKILL; draining: give up waiting
 	idleT       *time.Timer   // running: idle check
@@ -271,8 +272,7 @@ func (s *Supervisor) loop(mode adoptMode) {
 			}
 		case <-s.drained:
 			if ls.draining && s.inflight.Load() == 0 {
-				s.setDraining(false)
-				s.stopChild(stopRestart, "config changed")
+				s.stopChild(stopRestart, s.drainDone())
 			}
 		case <-ls.backoffT.C:
 			if ls.phase == PhaseBackoff {
