@@ -81,12 +81,32 @@ func (u *upstreams) closeIdle() {
 // retryUnanswered retries a request whose connection was closed or reset
 // before the first response byte: the typical fate of a pooled keep-alive
 // connection the upstream has already closed.
-func retryUnanswered(_ *fasthttp.Request, attempts int, err error) (resetTimeout, retry bool) {
+//
+// An attempt that failed so may have reached a process that then died
+// (the request may be what killed it): the request is marked, so that a
+// refused connection on the next attempt is not taken for one that never
+// reached any process (see sentOnce).
+func retryUnanswered(req *fasthttp.Request, attempts int, err error) (resetTimeout, retry bool) {
+	triedReqs.Store(req, struct{}{})
 	if attempts >= 3 {
 		return false, false
 	}
 	return false, errors.Is(err, io.EOF) || errors.Is(err, fasthttp.ErrConnectionClosed) ||
 		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
+}
+
+// triedReqs holds the requests an attempt failed for after its connection
+// was up (retryUnanswered saw them). Only the error paths touch it.
+var triedReqs sync.Map // *fasthttp.Request -> struct{}
+
+// sentOnce tells whether a failed Do of req may have delivered it to a
+// process, and forgets the mark. It is asked only after a failure; a mark
+// left by a request that succeeded on a retry is forgotten at the next
+// failure of the same (pooled) request, and keeps at most that one from
+// being sent again.
+func sentOnce(req *fasthttp.Request) bool {
+	_, tried := triedReqs.LoadAndDelete(req)
+	return tried
 }
 
 // isTimeout reports whether err is a timeout (fasthttp's or the network's).
@@ -274,12 +294,13 @@ func (s *Server) forwardWhole(ctx *fasthttp.RequestCtx, pc proxyCall, id []byte)
 	resp := &ctx.Response
 	err := s.ups.client(pc.addr).Do(req, resp)
 	pc.release()
-	for try := 0; refused(err) && s.reacquire(&pc, try); try++ {
+	for try := 0; refused(err) && !sentOnce(req) && s.reacquire(&pc, try); try++ {
 		req.Header.SetHost(pc.addr)
 		err = s.ups.client(pc.addr).Do(req, resp)
 		pc.release()
 	}
 	if err != nil {
+		sentOnce(req) // forget the mark, if any
 		resp.Reset()
 		s.restamp(ctx)
 		status := fasthttp.StatusBadGateway
@@ -423,12 +444,15 @@ func (s *Server) forward(ctx *fasthttp.RequestCtx, pc proxyCall) {
 	err := s.ups.client(pc.addr).Do(req, resp)
 	for try := 0; refused(err); try++ {
 		pc.release()
-		if !s.reacquire(&pc, try) {
+		if sentOnce(req) || !s.reacquire(&pc, try) {
 			pc.release = func() {}
 			break
 		}
 		req.Header.SetHost(pc.addr)
 		err = s.ups.client(pc.addr).Do(req, resp)
+	}
+	if err != nil {
+		sentOnce(req) // forget the mark, if any
 	}
 	fasthttp.ReleaseRequest(req)
 	if err != nil {

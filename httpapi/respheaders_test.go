@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -416,4 +417,45 @@ func TestAbandonedWhileWaking(t *testing.T) {
 	// A client that stays is served after the wait.
 	resp, out := ts.do(t, "POST", "/v1/chat/completions", []byte(`{"model":"sleepy"}`), "Content-Type", "application/json")
 	expect(t, resp, out, 200)
+}
+
+// A request whose process died while it had it (the connection dropped
+// without an answer, then refused) may be what killed it: it is not sent
+// again to the restarted process, and the client gets 502.
+func TestNotResentAfterItReachedAProcess(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	go func() { // the process that dies with the request
+		c, err := l.Accept()
+		l.Close() // gone: dials are refused from now on
+		if err != nil {
+			return
+		}
+		_, _ = c.Read(make([]byte, 4096))
+		c.Close()
+	}()
+	var second atomic.Int64
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		second.Add(1)
+		_, _ = io.WriteString(w, `{}`)
+	})}
+	t.Cleanup(func() { _ = srv.Close() })
+	go func() { // the restarted process, on the same port
+		time.Sleep(200 * time.Millisecond)
+		if l2, err := net.Listen("tcp", addr); err == nil {
+			_ = srv.Serve(l2)
+		}
+	}()
+	r := &routes{addrs: map[string]string{"fragile": addr}}
+	ts := newTestServer(t, Config{AcquireTimeout: 3 * time.Second}, proxyFleet(r), ServerInfo{})
+	resp, out := ts.do(t, "POST", "/v1/chat/completions", []byte(`{"model":"fragile"}`), "Content-Type", "application/json")
+	expect(t, resp, out, 502)
+	time.Sleep(500 * time.Millisecond)
+	if n := second.Load(); n != 0 {
+		t.Fatalf("the restarted process got the request %d times", n)
+	}
+	waitFor(t, "release", func() bool { return r.inFlight.Load() == 0 })
 }

@@ -74,6 +74,7 @@ func (s *Supervisor) onExit(e exited) {
 		return
 	}
 	ls.proc = nil
+	restartAsked := ls.draining && ls.drainAsked
 	s.setDraining(false)
 	ls.killT.Stop()
 	ls.idleT.Stop()
@@ -86,6 +87,11 @@ func (s *Supervisor) onExit(e exited) {
 	s.m.ports.release(s.name, c.port)
 	if c.leased {
 		ls.lastPort = c.port
+	}
+	if restartAsked && !c.stopping {
+		// It ended while a requested restart drained it: that restart
+		// goes on, and the exit is not a crash.
+		c.stopping, ls.stopWhy = true, stopRestart
 	}
 	if c.stopping && ls.stopWhy != stopFailed {
 		why := ls.stopWhy

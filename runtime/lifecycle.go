@@ -45,7 +45,11 @@ func (s *Supervisor) handle(r request) {
 			return
 		}
 		ls.goneWaiters = append(ls.goneWaiters, r.reply)
-		if p := ls.proc; ls.phase == PhaseRunning && !p.stopping && !ls.draining {
+		if ls.draining && !ls.proc.stopping {
+			ls.drainAsked = true // a drain under way (a restart's or a config change's) serves this one too
+			return
+		}
+		if p := ls.proc; ls.phase == PhaseRunning && !p.stopping {
 			// As for a config change: requests in flight finish first
 			// (bounded by StopTimeout); new ones wait for the new process.
 			s.ready.Store(nil)

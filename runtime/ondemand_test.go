@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -409,5 +410,50 @@ func TestRestartDrainsInFlight(t *testing.T) {
 	}
 	if el := time.Since(begin); el < cfg.StopTimeout || el > 3*cfg.StopTimeout {
 		t.Fatalf("restart with a stuck request took %s, want about the %s stop timeout", el, cfg.StopTimeout)
+	}
+}
+
+// During a restart's drain, a second Restart joins it (the requests in
+// flight still finish), and a process that dies meanwhile is restarted as
+// asked, not counted as a crash, and both callers get their answer.
+func TestRestartDrainJoinedAndCrashed(t *testing.T) {
+	t.Parallel()
+	m := newManager(t, nil)
+	cfg := testConfig("rjoin")
+	cfg.StopTimeout = 5 * time.Second
+	s, st := startRunning(t, m, cfg)
+	_, release, err := s.EnsureReady(ctxT(t, 5*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer release()
+	first, second := make(chan error, 1), make(chan error, 1)
+	go func() { first <- s.Restart(ctxT(t, 10*time.Second)) }()
+	waitFor(t, 5*time.Second, "the drain", func() bool { return s.Snapshot().Phase == PhaseStopping })
+	go func() { second <- s.Restart(ctxT(t, 10*time.Second)) }()
+	time.Sleep(200 * time.Millisecond)
+	if !alive(st.PID) {
+		t.Fatal("a second restart cut the drain short")
+	}
+	if err := syscall.Kill(st.PID, syscall.SIGKILL); err != nil { // dies while draining
+		t.Fatal(err)
+	}
+	for _, ch := range []chan error{first, second} {
+		select {
+		case err := <-ch:
+			if err != nil {
+				t.Fatal(err)
+			}
+		case <-time.After(4 * time.Second):
+			t.Fatal("restart caller left waiting after the process died")
+		}
+	}
+	var now Status
+	waitFor(t, 5*time.Second, "the new process", func() bool {
+		now = s.Snapshot()
+		return now.Phase == PhaseRunning && now.PID != st.PID
+	})
+	if now.Restarts != 0 {
+		t.Fatalf("the death during a requested restart counted as a crash: %+v", now)
 	}
 }
