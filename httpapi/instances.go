@@ -312,7 +312,9 @@ func (s *Server) serveInstanceProxy(ctx *fasthttp.RequestCtx, rt route) {
 		return
 	}
 	actx, cancel := context.WithTimeout(context.Background(), s.cfg.AcquireTimeout)
+	acquiring := time.Now()
 	name, addr, release, err := s.fleet.Acquire(actx, rt.name)
+	waited := time.Since(acquiring)
 	cancel()
 	if err != nil {
 		status := statusOf(err)
@@ -323,7 +325,7 @@ func (s *Server) serveInstanceProxy(ctx *fasthttp.RequestCtx, rt route) {
 		s.accessLog(ctx, &proxyCall{instance: rt.name, start: start}, status, int64(len(ctx.Response.Body())), err)
 		return
 	}
-	if s.abandoned(ctx, &proxyCall{instance: name, start: start}, release) {
+	if s.abandoned(ctx, &proxyCall{instance: name, start: start}, waited, release) {
 		return
 	}
 	s.forward(ctx, proxyCall{

@@ -57,7 +57,7 @@ func (s *Server) serveOpenAI(ctx *fasthttp.RequestCtx, rt route, id []byte) {
 			s.accessLog(ctx, &proxyCall{model: model, start: start}, ctx.Response.StatusCode(), int64(len(ctx.Response.Body())), err)
 			return
 		}
-		if s.abandoned(ctx, &proxyCall{instance: name, model: model, start: start}, release) {
+		if s.abandoned(ctx, &proxyCall{instance: name, model: model, start: start}, time.Since(start), release) {
 			return
 		}
 	}
@@ -76,17 +76,29 @@ func (s *Server) serveOpenAI(ctx *fasthttp.RequestCtx, rt route, id []byte) {
 // the instance (woken on demand, or restarting): then the request is not
 // sent, so that the model does not generate for nobody, and it is logged
 // with status 499 (client closed request, as nginx has it).
-func (s *Server) abandoned(ctx *fasthttp.RequestCtx, pc *proxyCall, release func()) bool {
-	if !clientGone(ctx.Conn()) {
+//
+// Only a wait of waitWorthChecking or more is checked: a ready instance
+// costs no syscall. A client that only half-closed its side (rare for
+// HTTP) is taken for gone too, as nginx takes it.
+func (s *Server) abandoned(ctx *fasthttp.RequestCtx, pc *proxyCall, waited time.Duration, release func()) bool {
+	if waited < waitWorthChecking || !clientGone(ctx.Conn()) {
 		return false
 	}
 	release()
 	msg := "client went away while the instance got ready"
-	writeError(ctx, statusClientClosed, msg, nil) // for a client that only half-closed
+	if isOpenAIPath(string(ctx.Path())) { // for a client that only half-closed
+		writeOpenAIError(ctx, statusClientClosed, typeInvalidRequest, "client_closed_request", "", msg)
+	} else {
+		writeError(ctx, statusClientClosed, msg, nil)
+	}
 	ctx.SetConnectionClose()
 	s.accessLog(ctx, pc, statusClientClosed, int64(len(ctx.Response.Body())), errors.New(msg))
 	return true
 }
+
+// waitWorthChecking is the wait for an instance after which abandoned
+// looks at the client.
+const waitWorthChecking = 20 * time.Millisecond
 
 // statusClientClosed is the status logged for a request whose client left
 // before it could be answered.
