@@ -421,3 +421,50 @@ func TestNotResentAfterItReachedAProcess(t *testing.T) {
 	}
 	waitFor(t, "release", func() bool { return r.inFlight.Load() == 0 })
 }
+
+// After a stream the proxy keeps a spare connection to the instance; when
+// the process dies, that spare is stale and the port refuses: a streamed
+// request then waits for the restart too, instead of a 502.
+func TestStreamAfterCrashWaitsForRestart(t *testing.T) {
+	serve := func(l net.Listener) *http.Server {
+		srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+			_, _ = io.Copy(io.Discard, req.Body)
+			w.Header().Set("Content-Type", "text/event-stream")
+			w.Header().Set("Connection", "close") // as llama-server after a stream
+			_, _ = io.WriteString(w, "data: [DONE]\n\n")
+		})}
+		go func() { _ = srv.Serve(l) }()
+		return srv
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	first := serve(l)
+	r := &routes{addrs: map[string]string{"s": addr}}
+	ts := newTestServer(t, Config{AcquireTimeout: 3 * time.Second}, proxyFleet(r), ServerInfo{})
+	body := []byte(`{"model":"s","stream":true}`)
+	resp, out := ts.do(t, "POST", "/v1/chat/completions", body, "Content-Type", "application/json")
+	expect(t, resp, out, 200, "[DONE]")
+	time.Sleep(100 * time.Millisecond) // the spare is dialed
+	_ = first.Close()                  // the process dies, the spare with it
+	var second *http.Server
+	t.Cleanup(func() {
+		if second != nil {
+			_ = second.Close()
+		}
+	})
+	restarted := make(chan struct{})
+	go func() {
+		defer close(restarted)
+		time.Sleep(200 * time.Millisecond)
+		if l2, err := net.Listen("tcp", addr); err == nil {
+			second = serve(l2)
+		}
+	}()
+	resp, out = ts.do(t, "POST", "/v1/chat/completions", body, "Content-Type", "application/json")
+	<-restarted
+	expect(t, resp, out, 200, "[DONE]")
+	waitFor(t, "release", func() bool { return r.inFlight.Load() == 0 })
+}

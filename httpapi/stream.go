@@ -61,7 +61,18 @@ func (s *Server) forwardStream(ctx *fasthttp.RequestCtx, pc proxyCall) {
 		// it answered: the request never reached the model. Dial anew.
 		_ = conn.Close()
 		reused = false
-		if conn, err = dialUpstream(pc.addr); err != nil {
+		conn, err = dialUpstream(pc.addr)
+		for try := 0; refused(err); try++ {
+			// The process is gone too (it crashed): wait for the restart.
+			pc.release()
+			if !s.reacquire(&pc, try) {
+				pc.release = func() {}
+				break
+			}
+			r.pc = pc
+			conn, err = dialUpstream(pc.addr)
+		}
+		if err != nil {
 			r.conn = nil
 			break
 		}
