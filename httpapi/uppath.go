@@ -1,14 +1,18 @@
 package httpapi
 
-import "strings"
+import (
+	"net/url"
+	"strings"
+)
 
 // upstreamPath is the path to forward for a request routed to rest, the
 // decoded and normalized path after prefix. It is the client's own
 // spelling of that part, still percent-encoded, so that an encoded '?',
 // '#', '/' or space stays what it was instead of becoming a query, a
-// fragment, another path or a broken request line. When the raw path
-// does not spell prefix literally, or holds what normalization changed
-// (dot segments, empty segments), routing and forwarding must agree:
+// fragment, another path or a broken request line. When that spelling
+// decodes to anything but rest (the raw path does not spell prefix
+// literally, or normalization changed it: dot segments, empty segments),
+// or would not fit a request line, routing and forwarding must agree:
 // rest is escaped anew.
 func upstreamPath(raw []byte, prefix, rest string) string {
 	if len(raw) < len(prefix) || string(raw[:len(prefix)]) != prefix {
@@ -18,11 +22,8 @@ func upstreamPath(raw []byte, prefix, rest string) string {
 	if string(r) == rest && requestLineSafe(rest) { // the common case: nothing encoded
 		return rest
 	}
-	if len(r) == 0 {
-		return escapePath(rest)
-	}
 	s := string(r)
-	if s[0] != '/' || strings.Contains(s, "//") || hasDotSegment(s) || !requestLineSafe(s) {
+	if dec, err := url.PathUnescape(s); err != nil || dec != rest || !requestLineSafe(s) {
 		return escapePath(rest)
 	}
 	return s
@@ -37,21 +38,6 @@ func requestLineSafe(p string) bool {
 		}
 	}
 	return true
-}
-
-// hasDotSegment tells whether the raw path p has a "." or ".." segment,
-// spelt out or percent-encoded.
-func hasDotSegment(p string) bool {
-	for seg := range strings.SplitSeq(p, "/") {
-		if seg == "" || len(seg) > 6 {
-			continue
-		}
-		d := strings.ReplaceAll(strings.ReplaceAll(seg, "%2e", "."), "%2E", ".")
-		if d == "." || d == ".." {
-			return true
-		}
-	}
-	return false
 }
 
 // escapePath percent-encodes a decoded path for a request line: every

@@ -18,6 +18,9 @@ func TestUpstreamPath(t *testing.T) {
 		{"/v1/x/%2E%2e/a%20b", "", "/v1/a b", "/v1/a%20b"},
 		// A prefix spelt otherwise: the routed rest, escaped anew.
 		{"/api/v1/instances/%78/proxy/a%3Fb", "/api/v1/instances/x/proxy", "/a?b", "/a%3Fb"},
+		{"/v1/chat%2F%2Fcompletions", "", "/v1/chat/completions", "/v1/chat/completions"},
+		{"/v1/x/..%2Fa", "", "/v1/a", "/v1/a"},
+		{"/v1/a%zz", "", "/v1/a%zz", "/v1/a%zz"}, // as the client sent it
 	} {
 		if got := upstreamPath([]byte(c.raw), c.prefix, c.rest); got != c.want {
 			t.Errorf("upstreamPath(%q, %q, %q) = %q, want %q", c.raw, c.prefix, c.rest, got, c.want)
