@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -29,6 +31,8 @@ func TestCommands(t *testing.T) {
 		{"serve bad flag", []string{"serve", "--nope"}, 2, "flag provided but not defined"},
 		{"serve stray arg", []string{"serve", "extra"}, 2, `unexpected argument "extra"`},
 		{"serve bad listen", []string{"serve", "--listen", "nowhere"}, 2, "want HOST:PORT"},
+		{"serve missing binary", []string{"serve", "--listen", "127.0.0.1:0", "--llama-server", "/nonexistent/llama-server"}, 2, "llama_server /nonexistent/llama-server: stat"},
+		{"serve binary is a dir", []string{"serve", "--listen", "127.0.0.1:0", "--llama-server", "/"}, 2, "is a directory"},
 		{"serve missing config", []string{"serve", "--config", "/nonexistent/llamactl.yaml"}, 2, "config file"},
 		{"validate no path", []string{"validate"}, 2, "no PATH given"},
 		{"validate missing binary", []string{"validate", "--llama-server", "/nonexistent/llama-server", "."}, 2, "no such file or directory\n"},
@@ -50,5 +54,27 @@ func TestParseVersion(t *testing.T) {
 	got := parseVersion("version: 9431 (bf87261d4)\nbuilt with GNU 12.2.0 for Linux x86_64\n")
 	if got != "9431 (bf87261d4)" {
 		t.Fatalf("parseVersion = %q", got)
+	}
+}
+
+func TestCheckBinaryPath(t *testing.T) {
+	dir := t.TempDir()
+	exe, plain := filepath.Join(dir, "llama-server"), filepath.Join(dir, "notes.txt")
+	if err := os.WriteFile(exe, []byte("#!/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(plain, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for p, ok := range map[string]bool{
+		"llama-server":                true, // a name on PATH, maybe installed later
+		exe:                           true,
+		plain:                         false,
+		dir:                           false,
+		filepath.Join(dir, "missing"): false,
+	} {
+		if err := checkBinaryPath(p); (err == nil) != ok {
+			t.Errorf("%s: %v", p, err)
+		}
 	}
 }

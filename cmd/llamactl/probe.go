@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"os"
 	"os/exec"
 	"strings"
 
@@ -22,6 +23,26 @@ func probeBinary(ctx context.Context, binary string) (*spec.Flags, error) {
 		flags.Version = parseVersion(string(out))
 	}
 	return flags, nil
+}
+
+// checkBinaryPath refuses a llama_server given as a path (it holds a '/')
+// that is no executable file: a typo, to be told at once rather than
+// served with every instance failing. A bare name is looked up on PATH
+// when an instance starts, so it may be installed later; serve warns.
+func checkBinaryPath(p string) error {
+	if !strings.ContainsRune(p, '/') {
+		return nil
+	}
+	fi, err := os.Stat(p)
+	switch {
+	case err != nil:
+		return fmt.Errorf("llama_server %s: %w (set llama_server, LLAMACTL_LLAMA_SERVER or --llama-server to the llama-server binary)", p, err)
+	case fi.IsDir():
+		return fmt.Errorf("llama_server %s is a directory, not the llama-server binary", p)
+	case fi.Mode().Perm()&0o111 == 0:
+		return fmt.Errorf("llama_server %s is not executable", p)
+	}
+	return nil
 }
 
 // runBinary runs binary with args and returns stdout followed by stderr.

@@ -75,6 +75,10 @@ Flags:
 		fmt.Fprintf(stderr, "llamactl: %v\n", err)
 		return 2
 	}
+	if err := checkBinaryPath(cfg.LlamaServer); err != nil {
+		fmt.Fprintf(stderr, "llamactl: %v\n", err)
+		return 2
+	}
 	log, lines, flush := newLogger(stderr, cfg.Log.Level, cfg.Log.Format)
 	defer flush()
 	for _, w := range cfg.Warnings {
