@@ -141,7 +141,7 @@ func dropHeaders(h *fasthttp.RequestHeader) {
 	if found&(1<<connectionIndex) != 0 {
 		// Headers the client names in Connection are hop-by-hop too.
 		var buf [64]byte
-		if listed := connectionValues(buf[:0], h.All()); listsNames(listed) {
+		if listed := namesInConnection(buf[:0], h.All()); listed != nil {
 			var names [][]byte
 			for k := range h.All() {
 				if isListed(listed, k) {
@@ -322,13 +322,16 @@ func (s *Server) forwardWhole(ctx *fasthttp.RequestCtx, pc proxyCall, id []byte)
 // seen it yet), and the request never reached it.
 func refused(err error) bool { return err != nil && errors.Is(err, syscall.ECONNREFUSED) }
 
-// reacquire waits, before try number try, for pc's instance to be ready
-// again after a refused connection (its supervisor restarts it), bounded
-// by AcquireTimeout from the request's start, and points pc at it (a new
-// address and release). False when it does not become ready in time, or
-// after refusedTries: an instance its supervisor still calls ready while
-// it refuses (alive but not listening) is answered in a second or two.
+// reacquire releases pc's instance, waits, before try number try, for it
+// to be ready again after a refused connection (its supervisor restarts
+// it), bounded by AcquireTimeout from the request's start, and points pc
+// at it (a new address and release). False, with nothing left to release,
+// when it does not become ready in time, or after refusedTries: an
+// instance its supervisor still calls ready while it refuses (alive but
+// not listening) is answered in a second or two.
 func (s *Server) reacquire(pc *proxyCall, try int) bool {
+	pc.release() // once only: a second call does nothing
+	pc.release = func() {}
 	if try >= refusedTries {
 		return false
 	}
@@ -442,12 +445,7 @@ func (s *Server) forward(ctx *fasthttp.RequestCtx, pc proxyCall) {
 	resp := fasthttp.AcquireResponse()
 	resp.StreamBody = true
 	err := s.ups.client(pc.addr).Do(req, resp)
-	for try := 0; refused(err); try++ {
-		pc.release()
-		if sentOnce(req) || !s.reacquire(&pc, try) {
-			pc.release = func() {}
-			break
-		}
+	for try := 0; refused(err) && !sentOnce(req) && s.reacquire(&pc, try); try++ {
 		req.Header.SetHost(pc.addr)
 		err = s.ups.client(pc.addr).Do(req, resp)
 	}
@@ -493,12 +491,10 @@ func (s *Server) forward(ctx *fasthttp.RequestCtx, pc proxyCall) {
 // copyResponseHeaders copies upstream headers except hop-by-hop ones, the
 // framing (set anew for the client) and CORS (ours, if any).
 func copyResponseHeaders(dst *fasthttp.ResponseHeader, src *fasthttp.ResponseHeader) {
+	var buf [64]byte
 	var listed []byte // names in Connection are hop-by-hop too
 	if src.Peek(fasthttp.HeaderConnection) != nil {
-		var buf [64]byte
-		if listed = connectionValues(buf[:0], src.All()); !listsNames(listed) {
-			listed = nil
-		}
+		listed = namesInConnection(buf[:0], src.All())
 	}
 	for k, v := range src.All() {
 		switch skipResponseHeader(k) {
@@ -506,7 +502,7 @@ func copyResponseHeaders(dst *fasthttp.ResponseHeader, src *fasthttp.ResponseHea
 		case hdrContentType:
 			dst.SetContentTypeBytes(v)
 		default:
-			if len(listed) > 0 && isListed(listed, k) {
+			if listed != nil && isListed(listed, k) {
 				continue
 			}
 			dst.AddBytesKV(k, v)
@@ -521,6 +517,16 @@ func connectionValues(dst []byte, all iter.Seq2[[]byte, []byte]) []byte {
 		if len(k) == len(fasthttp.HeaderConnection) && foldEq(k, fasthttp.HeaderConnection) {
 			dst = append(append(dst, ','), v...)
 		}
+	}
+	return dst
+}
+
+// namesInConnection is connectionValues when they name any header (which
+// is then hop-by-hop), nil when they do not: most Connection headers list
+// only keep-alive or close.
+func namesInConnection(dst []byte, all iter.Seq2[[]byte, []byte]) []byte {
+	if dst = connectionValues(dst, all); !listsNames(dst) {
+		return nil
 	}
 	return dst
 }

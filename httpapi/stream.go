@@ -23,12 +23,7 @@ import (
 // goes out in a single writev (headers and the untouched body).
 func (s *Server) forwardStream(ctx *fasthttp.RequestCtx, pc proxyCall) {
 	conn, reused, err := s.ups.streamConn(pc.addr)
-	for try := 0; refused(err); try++ {
-		pc.release()
-		if !s.reacquire(&pc, try) {
-			pc.release = func() {}
-			break
-		}
+	for try := 0; refused(err) && s.reacquire(&pc, try); try++ {
 		conn, reused, err = s.ups.streamConn(pc.addr)
 	}
 	if err != nil {
@@ -62,16 +57,11 @@ func (s *Server) forwardStream(ctx *fasthttp.RequestCtx, pc proxyCall) {
 		_ = conn.Close()
 		reused = false
 		conn, err = dialUpstream(pc.addr)
-		for try := 0; refused(err); try++ {
-			// The process is gone too (it crashed): wait for the restart.
-			pc.release()
-			if !s.reacquire(&pc, try) {
-				pc.release = func() {}
-				break
-			}
-			r.pc = pc
+		// The process is gone too (it crashed): wait for the restart.
+		for try := 0; refused(err) && s.reacquire(&pc, try); try++ {
 			conn, err = dialUpstream(pc.addr)
 		}
+		r.pc = pc
 		if err != nil {
 			r.conn = nil
 			break
@@ -177,11 +167,9 @@ func appendRequestHead(b []byte, ctx *fasthttp.RequestCtx, pc *proxyCall) []byte
 	b = append(b, pc.addr...)
 	b = append(b, "\r\n"...)
 	var listed []byte // headers named in Connection are hop-by-hop too
+	var buf [64]byte
 	if ctx.Request.Header.Peek(fasthttp.HeaderConnection) != nil {
-		var buf [64]byte
-		if listed = connectionValues(buf[:0], ctx.Request.Header.All()); !listsNames(listed) {
-			listed = nil
-		}
+		listed = namesInConnection(buf[:0], ctx.Request.Header.All())
 	}
 	for k, v := range ctx.Request.Header.All() {
 		if skipStreamHeader(k) || listed != nil && isListed(listed, k) {
