@@ -209,7 +209,7 @@ func TestStreamRequestHeadConnectionListed(t *testing.T) {
 	if err := ctx.Request.Read(bufio.NewReader(strings.NewReader(raw))); err != nil {
 		t.Fatal(err)
 	}
-	head := string(appendRequestHead(nil, &ctx, &proxyCall{path: "/v1/chat/completions", addr: "127.0.0.1:1"}))
+	head := string(appendRequestHead(nil, &ctx, &proxyCall{path: "/v1/chat/completions", addr: "127.0.0.1:1"}, false))
 	if strings.Contains(head, "secret") || strings.Contains(head, "X-Two") || !strings.Contains(head, "X-Kept: 1") ||
 		strings.Contains(head, "keep-alive") {
 		t.Fatalf("request head:\n%s", head)

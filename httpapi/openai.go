@@ -85,15 +85,20 @@ func (s *Server) abandoned(ctx *fasthttp.RequestCtx, pc *proxyCall, waited time.
 		return false
 	}
 	release()
-	msg := "client went away while the instance got ready"
-	if isOpenAIPath(string(ctx.Path())) { // for a client that only half-closed
+	s.clientLeft(ctx, pc, "client went away while the instance got ready")
+	return true
+}
+
+// clientLeft answers (for a client that only half-closed) and logs a
+// request whose client left before its answer, with status 499.
+func (s *Server) clientLeft(ctx *fasthttp.RequestCtx, pc *proxyCall, msg string) {
+	if isOpenAIPath(string(ctx.Path())) {
 		writeOpenAIError(ctx, statusClientClosed, typeInvalidRequest, "client_closed_request", "", msg)
 	} else {
 		writeError(ctx, statusClientClosed, msg, nil)
 	}
 	ctx.SetConnectionClose()
 	s.accessLog(ctx, pc, statusClientClosed, int64(len(ctx.Response.Body())), errors.New(msg))
-	return true
 }
 
 // waitWorthChecking is the wait for an instance after which abandoned

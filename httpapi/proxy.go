@@ -31,13 +31,28 @@ import (
 // rule.
 type upstreams struct {
 	cfg     Config
-	clients cowMap[*fasthttp.HostClient] // by addr
+	clients cowMap[*fasthttp.HostClient] // by addr, for the passthrough
+	pools   cowMap[*connPool]            // by addr, for forwardWhole
 	spares  sync.Map                     // addr -> *spare, see streamConn
 	// spareIdle overrides the const spareIdle (tests); set before use.
 	spareIdle time.Duration
 }
 
 func newUpstreams(cfg Config) *upstreams { return &upstreams{cfg: cfg} }
+
+// pool returns the connection pool of addr (see forwardWhole).
+func (u *upstreams) pool(addr string) *connPool {
+	if p, ok := u.pools.Load(addr); ok {
+		return p
+	}
+	return u.pools.LoadOrStore(addr, &connPool{
+		addr: addr, max: u.cfg.MaxConnsPerUpstream, idleFor: u.cfg.UpstreamIdleTimeout, waitFor: maxConnWait,
+	})
+}
+
+// maxConnWait bounds how long a request waits for a free connection to
+// its upstream when MaxConnsPerUpstream are busy.
+const maxConnWait = 30 * time.Second
 
 // client returns the cached client for addr.
 func (u *upstreams) client(addr string) *fasthttp.HostClient {
@@ -48,7 +63,7 @@ func (u *upstreams) client(addr string) *fasthttp.HostClient {
 		Addr:                      addr,
 		NoDefaultUserAgentHeader:  true,
 		MaxConns:                  u.cfg.MaxConnsPerUpstream,
-		MaxConnWaitTimeout:        30 * time.Second,
+		MaxConnWaitTimeout:        maxConnWait,
 		MaxIdleConnDuration:       u.cfg.UpstreamIdleTimeout,
 		ReadBufferSize:            16 << 10,
 		WriteBufferSize:           16 << 10,
@@ -73,6 +88,10 @@ func dialUpstream(addr string) (net.Conn, error) { return upstreamDialer.Dial("t
 func (u *upstreams) closeIdle() {
 	u.clients.Range(func(_ string, c *fasthttp.HostClient) bool {
 		c.CloseIdleConnections()
+		return true
+	})
+	u.pools.Range(func(_ string, p *connPool) bool {
+		p.closeIdle()
 		return true
 	})
 	u.closeSpares()
@@ -215,12 +234,16 @@ func droppedPresent(h *fasthttp.RequestHeader) uint32 {
 
 // droppedByLen[n] is the bit set of the dropRequestHeaders n bytes long,
 // so that a header is compared only with names of its length.
-var droppedByLen = func() (t [32]uint32) {
-	for i, d := range dropRequestHeaders {
+var droppedByLen = namesByLen(dropRequestHeaders)
+
+// namesByLen returns, by length, the bit sets of the names of that length
+// (there are fewer than 32 names, shorter than 32 bytes).
+func namesByLen(names [][]byte) (t [32]uint32) {
+	for i, d := range names {
 		t[len(d)] |= 1 << i
 	}
 	return t
-}()
+}
 
 // proxyCall is one request to forward.
 type proxyCall struct {
@@ -231,78 +254,72 @@ type proxyCall struct {
 	apiKey   string // the instance's own llama-server key, sent as Bearer
 	release  func() // from Acquire; called when the response ends
 	start    time.Time
-	// clientPath is the path the client asked for, when the request's
-	// own was rewritten in place (forwardWhole); empty otherwise.
-	clientPath string
-}
-
-// loggedPath is the path the client asked for.
-func (pc *proxyCall) loggedPath(ctx *fasthttp.RequestCtx) []byte {
-	if pc.clientPath != "" {
-		return []byte(pc.clientPath)
-	}
-	return ctx.Path()
 }
 
 var uriPool = sync.Pool{New: func() any { b := make([]byte, 0, 256); return &b }}
 
 // forwardWhole proxies a /v1 request whose answer is not a stream (those
-// take forwardStream) in place, as the plainest fasthttp proxy does: the
-// incoming request, its credentials and hop-by-hop headers removed and
-// its request line written anew, is sent upstream, and the answer is read
-// whole straight into the client's response, whose headers are then
-// cleaned the same way. No header or body is copied on the way; the body
-// goes byte for byte. (fasthttp takes the client's Connection: close and
-// HTTP version from the request before the handler runs, so changing
-// them here does not change how the client's connection is kept.)
+// take forwardStream) on a pooled keep-alive connection (connPool): the
+// request head is written anew (credentials and hop-by-hop headers left
+// out) and goes out with the untouched body in one writev; the answer is
+// read whole straight into the client's response, whose headers are then
+// cleaned. The body goes byte for byte both ways.
+//
+// A request that fails on a connection before any answer byte (the
+// upstream had closed it) is sent again on another, up to three times: it
+// never reached a model. A client that hangs up while the answer is being
+// generated closes the connection, which cancels the generation.
 func (s *Server) forwardWhole(ctx *fasthttp.RequestCtx, pc proxyCall, id []byte) {
-	req := &ctx.Request
-	dropHeaders(&req.Header)
-	req.Header.ResetConnectionClose()
-	if pc.apiKey != "" {
-		req.Header.Set(fasthttp.HeaderAuthorization, "Bearer "+pc.apiKey)
-	}
-	// The request line is rewritten from the URI routing parsed, kept
-	// parsed (the client would parse it again if it were set anew): the
-	// routed path in place of one routing normalized, no user info (which
-	// fasthttp would send as credentials), plain http, and the instance as
-	// Host.
-	uri := req.URI()
-	if p := uri.Path(); string(p) != pc.path {
-		pc.clientPath = string(p) // for the access log
-	}
-	if string(uri.PathOriginal()) != pc.path {
-		uri.SetPath(pc.path)
-	}
-	if len(uri.Username()) > 0 || len(uri.Password()) > 0 {
-		uri.SetUsernameBytes(nil)
-		uri.SetPasswordBytes(nil)
-	}
-	if string(uri.Scheme()) != "http" {
-		uri.SetScheme("http")
-	}
-	req.UseHostHeader = true
-	req.Header.SetHost(pc.addr)
-	if !req.Header.IsHTTP11() {
-		// An HTTP/1.0 request would make llama-server close the pooled
-		// connection after answering.
-		req.Header.SetProtocol("HTTP/1.1")
-	}
+	hb := uriPool.Get().(*[]byte)
+	head := appendRequestHead((*hb)[:0], ctx, &pc, true)
+	var deadline time.Time
 	if s.cfg.ProxyTimeout > 0 {
-		req.SetTimeout(s.cfg.ProxyTimeout)
+		deadline = time.Now().Add(s.cfg.ProxyTimeout)
 	}
 	resp := &ctx.Response
-	err := s.ups.client(pc.addr).Do(req, resp)
-	pc.release()
-	for try := 0; refused(err) && !sentOnce(req) && s.reacquire(&pc, try); try++ {
-		req.Header.SetHost(pc.addr)
-		err = s.ups.client(pc.addr).Do(req, resp)
-		pc.release()
+	var c *upConn
+	var err error
+	var gone, tried bool // tried: an attempt failed after its connection was up
+	for attempt := 1; ; attempt++ {
+		c, _, err = s.ups.pool(pc.addr).get()
+		// A refused connection: the process is gone (it crashed), and the
+		// request never reached it, unless an attempt before may have
+		// (the request may be what killed it).
+		for try := 0; refused(err) && !tried && s.reacquire(&pc, try); try++ {
+			head = appendRequestHead(head[:0], ctx, &pc, true) // a new Host
+			c, _, err = s.ups.pool(pc.addr).get()
+		}
+		if err != nil {
+			break
+		}
+		if err = c.send(head, ctx.Request.Body(), deadline); err == nil {
+			if gone, err = c.await(ctx.Conn()); err == nil {
+				break
+			}
+		}
+		c.pool.discard(c)
+		c, tried = nil, true
+		if gone || attempt == 3 || !staleConn(err) {
+			break
+		}
 	}
+	*hb = head
+	uriPool.Put(hb)
+	if c != nil {
+		if err = resp.ReadLimitBody(c.br, 0); err == nil && reusable(resp) {
+			c.pool.put(c)
+		} else {
+			c.pool.discard(c)
+		}
+	}
+	pc.release()
 	if err != nil {
-		sentOnce(req) // forget the mark, if any
 		resp.Reset()
 		s.restamp(ctx)
+		if gone {
+			s.clientLeft(ctx, &pc, "client went away while the instance answered")
+			return
+		}
 		status := fasthttp.StatusBadGateway
 		if isTimeout(err) {
 			status = fasthttp.StatusGatewayTimeout
@@ -315,6 +332,21 @@ func (s *Server) forwardWhole(ctx *fasthttp.RequestCtx, pc proxyCall, id []byte)
 	cleanResponseHeaders(&resp.Header)
 	s.restamp(ctx)
 	s.accessLogID(ctx, &pc, id, resp.StatusCode(), int64(len(resp.Body())), nil)
+}
+
+// reusable tells whether the connection that carried resp may carry
+// another request: not if the upstream said it closes it, nor after a
+// chunked answer (llama-server closes the connection after those,
+// whatever it said) or one delimited by the close.
+func reusable(resp *fasthttp.Response) bool {
+	if resp.ConnectionClose() {
+		return false
+	}
+	switch resp.StatusCode() {
+	case fasthttp.StatusNoContent, fasthttp.StatusNotModified:
+		return true
+	}
+	return resp.Header.ContentLength() >= 0
 }
 
 // refused tells whether err is a refused connection: the instance's
@@ -680,7 +712,7 @@ func (s *Server) accessLogID(ctx *fasthttp.RequestCtx, pc *proxyCall, id []byte,
 	}
 	ev.Bytes("request_id", id).
 		Bytes("method", ctx.Method()).
-		Bytes("path", pc.loggedPath(ctx)).
+		Bytes("path", ctx.Path()).
 		Str("instance", pc.instance).
 		Str("model", pc.model).
 		Int("status", status).
@@ -710,7 +742,7 @@ func (s *Server) writeAccessLine(ctx *fasthttp.RequestCtx, pc *proxyCall, id []b
 	b = append(b, `,"method":`...)
 	b = jsonlog.AppendString(b, ctx.Method())
 	b = append(b, `,"path":`...)
-	b = jsonlog.AppendString(b, pc.loggedPath(ctx))
+	b = jsonlog.AppendString(b, ctx.Path())
 	b = append(b, `,"instance":`...)
 	b = jsonlog.AppendString(b, pc.instance)
 	b = append(b, `,"model":`...)

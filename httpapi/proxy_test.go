@@ -18,6 +18,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rs/zerolog"
+
 	"llamactl/reconcile"
 	"llamactl/runtime"
 	"llamactl/spec"
@@ -446,6 +448,12 @@ func TestAcquireWaitsBounded(t *testing.T) {
 // upstream is still processing the prompt (no response byte yet) cancels
 // the upstream request.
 func TestClientGoneBeforeFirstByte(t *testing.T) {
+	for _, body := range []string{`{"model":"s","stream":true}`, `{"model":"s"}`} {
+		t.Run(body, func(t *testing.T) { clientGoneBeforeFirstByte(t, body) })
+	}
+}
+
+func clientGoneBeforeFirstByte(t *testing.T, body string) {
 	cancelled := make(chan struct{})
 	stop := make(chan struct{})
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -459,15 +467,17 @@ func TestClientGoneBeforeFirstByte(t *testing.T) {
 	t.Cleanup(up.Close)
 	t.Cleanup(func() { close(stop) })
 	r := &routes{addrs: map[string]string{"s": up.Listener.Addr().String()}}
-	ts := newTestServer(t, Config{}, proxyFleet(r), ServerInfo{})
+	var logs syncBuffer
+	log := zerolog.New(&logs)
+	ts := newTestServer(t, Config{Logger: &log}, proxyFleet(r), ServerInfo{})
 
 	conn, err := net.Dial("tcp", strings.TrimPrefix(ts.base, "http://"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	body := `{"model":"s","stream":true}`
 	fmt.Fprintf(conn, "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
 	waitFor(t, "acquire", func() bool { return r.inFlight.Load() == 1 })
+	time.Sleep(2 * watchAfter) // the generation is under way
 	conn.Close()
 	select {
 	case <-cancelled:
@@ -475,6 +485,7 @@ func TestClientGoneBeforeFirstByte(t *testing.T) {
 		t.Fatal("upstream request not cancelled after the client went away")
 	}
 	waitFor(t, "release", func() bool { return r.inFlight.Load() == 0 })
+	waitFor(t, "access line", func() bool { return strings.Contains(logs.String(), `"status":499`) })
 }
 
 // TestStreamAfterSlowPrompt: an upstream that takes a while before its

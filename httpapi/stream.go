@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"io"
+	"math/bits"
 	"net"
 	"strconv"
 	"sync"
@@ -35,9 +36,10 @@ func (s *Server) forwardStream(ctx *fasthttp.RequestCtx, pc proxyCall) {
 		deadline = time.Now().Add(s.cfg.ProxyTimeout)
 	}
 	hb := uriPool.Get().(*[]byte)
-	head := appendRequestHead((*hb)[:0], ctx, &pc)
+	head := appendRequestHead((*hb)[:0], ctx, &pc, false)
 	r := streamPool.Get().(*streamRelay)
 	r.s, r.ctx, r.pc = s, ctx, pc
+	gone := false // the client hung up while the answer was awaited
 	for {
 		r.conn = conn
 		if r.br == nil {
@@ -47,9 +49,9 @@ func (s *Server) forwardStream(ctx *fasthttp.RequestCtx, pc proxyCall) {
 		}
 		err = r.send(head, deadline)
 		if err == nil {
-			err = r.awaitAnswer(ctx, deadline)
+			gone, err = r.awaitAnswer(ctx, deadline)
 		}
-		if err == nil || !reused || !staleConn(err) {
+		if err == nil || gone || !reused || !staleConn(err) {
 			break
 		}
 		// The pre-dialed connection was closed by the upstream before
@@ -75,6 +77,12 @@ func (s *Server) forwardStream(ctx *fasthttp.RequestCtx, pc proxyCall) {
 	if err != nil {
 		c := r.conn
 		r.reset()
+		if gone {
+			_ = c.Close()
+			pc.release()
+			s.clientLeft(ctx, &pc, "client went away while the instance answered")
+			return
+		}
 		s.streamFailed(ctx, &pc, c, err)
 		return
 	}
@@ -114,29 +122,29 @@ const watchAfter = 20 * time.Millisecond
 // awaitAnswer waits for the first response byte, consuming nothing. Most
 // answers start at once; if this one does not (a long prompt), the client
 // connection is watched meanwhile so that a client that hangs up cancels
-// the request. deadline is the ProxyTimeout deadline (zero: none).
-func (r *streamRelay) awaitAnswer(ctx *fasthttp.RequestCtx, deadline time.Time) error {
+// the request (gone is then true). deadline is the ProxyTimeout deadline
+// (zero: none).
+func (r *streamRelay) awaitAnswer(ctx *fasthttp.RequestCtx, deadline time.Time) (gone bool, err error) {
 	if r.br.Buffered() > 0 {
-		return nil
+		return false, nil
 	}
 	early := time.Now().Add(watchAfter)
 	if !deadline.IsZero() && deadline.Before(early) {
 		_, err := r.br.Peek(1)
-		return err
+		return false, err
 	}
 	_ = r.conn.SetReadDeadline(early)
-	_, err := r.br.Peek(1)
+	_, err = r.br.Peek(1)
 	if err == nil || !isTimeout(err) {
 		_ = r.conn.SetReadDeadline(deadline)
-		return err
+		return false, err
 	}
 	// Nothing was consumed, and bufio forgets a read error once returned:
 	// wait on, watching.
 	_ = r.conn.SetReadDeadline(deadline)
 	stop := watchClientGone(ctx.Conn(), r.conn)
 	_, err = r.br.Peek(1)
-	stop()
-	return err
+	return stop(), err
 }
 
 // streamFailed answers a streamed request that got no response.
@@ -154,8 +162,10 @@ func (s *Server) streamFailed(ctx *fasthttp.RequestCtx, pc *proxyCall, conn net.
 	s.accessLog(ctx, pc, status, int64(len(ctx.Response.Body())), err)
 }
 
-// appendRequestHead writes the upstream request line and headers.
-func appendRequestHead(b []byte, ctx *fasthttp.RequestCtx, pc *proxyCall) []byte {
+// appendRequestHead writes the upstream request line and headers; a
+// keepAlive request leaves its connection open for the next, others ask
+// for "Connection: close".
+func appendRequestHead(b []byte, ctx *fasthttp.RequestCtx, pc *proxyCall, keepAlive bool) []byte {
 	b = append(b, ctx.Method()...)
 	b = append(b, ' ')
 	b = append(b, pc.path...)
@@ -172,7 +182,7 @@ func appendRequestHead(b []byte, ctx *fasthttp.RequestCtx, pc *proxyCall) []byte
 		listed = namesInConnection(buf[:0], ctx.Request.Header.All())
 	}
 	for k, v := range ctx.Request.Header.All() {
-		if skipStreamHeader(k) || listed != nil && isListed(listed, k) {
+		if skipRequestHeader(k) || listed != nil && isListed(listed, k) {
 			continue
 		}
 		b = append(b, k...)
@@ -187,20 +197,33 @@ func appendRequestHead(b []byte, ctx *fasthttp.RequestCtx, pc *proxyCall) []byte
 	}
 	b = append(b, "Content-Length: "...)
 	b = strconv.AppendInt(b, int64(len(ctx.Request.Body())), 10)
+	if keepAlive {
+		return append(b, "\r\n\r\n"...)
+	}
 	return append(b, "\r\nConnection: close\r\n\r\n"...)
 }
 
-// skipStreamHeader reports headers not copied to a streamed request:
-// credentials, hop-by-hop ones and the framing, which is set anew.
-func skipStreamHeader(k []byte) bool {
-	for _, h := range dropRequestHeaders {
-		if bytes.EqualFold(k, h) {
+// rewrittenHeaders are the request headers not copied to a request
+// written anew (appendRequestHead): credentials and hop-by-hop ones
+// (dropRequestHeaders), Host and the framing, which are set anew.
+var rewrittenHeaders = append(dropRequestHeaders[:len(dropRequestHeaders):len(dropRequestHeaders)],
+	[]byte(fasthttp.HeaderHost), []byte(fasthttp.HeaderContentLength), []byte(fasthttp.HeaderTransferEncoding))
+
+// rewrittenByLen[n] is the bit set of the rewrittenHeaders n bytes long.
+var rewrittenByLen = namesByLen(rewrittenHeaders)
+
+// skipRequestHeader reports the rewrittenHeaders; the length picks the
+// few names to compare.
+func skipRequestHeader(k []byte) bool {
+	if len(k) >= len(rewrittenByLen) {
+		return false
+	}
+	for c := rewrittenByLen[len(k)]; c != 0; c &= c - 1 {
+		if bytes.EqualFold(k, rewrittenHeaders[bits.TrailingZeros32(c)]) {
 			return true
 		}
 	}
-	return bytes.EqualFold(k, []byte(fasthttp.HeaderHost)) ||
-		bytes.EqualFold(k, []byte(fasthttp.HeaderContentLength)) ||
-		bytes.EqualFold(k, []byte(fasthttp.HeaderTransferEncoding))
+	return false
 }
 
 // streamRelay is the client-facing body of a streamed response, read by

@@ -12,8 +12,8 @@ import (
 // processed), so an abandoned request stops costing the model. It peeks at
 // the client socket (MSG_PEEK: nothing is consumed, so a pipelined request
 // stays for the server to read). stop ends the watch and must be called
-// before the response is written.
-func watchClientGone(client, upstream net.Conn) (stop func()) {
+// before the response is written; it tells whether the client was gone.
+func watchClientGone(client, upstream net.Conn) (stop func() (gone bool)) {
 	// The poller is woken by a deadline that must take effect at once,
 	// so it is set on the socket itself, not through a coarse deadline.
 	cc, _ := client.(*coarseConn)
@@ -22,13 +22,13 @@ func watchClientGone(client, upstream net.Conn) (stop func()) {
 	}
 	sc, ok := client.(syscall.Conn)
 	if !ok {
-		return func() {}
+		return func() bool { return false }
 	}
 	rc, err := sc.SyscallConn()
 	if err != nil {
-		return func() {}
+		return func() bool { return false }
 	}
-	var stopped atomic.Bool
+	var stopped, gone atomic.Bool
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -42,12 +42,13 @@ func watchClientGone(client, upstream net.Conn) (stop func()) {
 			case err == syscall.EAGAIN || err == syscall.EINTR:
 				return false // nothing yet: wait until the socket is readable
 			case n == 0 || err != nil:
+				gone.Store(true)
 				_ = upstream.Close() // EOF or reset: the client is gone
 			}
 			return true // gone, or the client sent more: stop watching
 		})
 	}()
-	return func() {
+	return func() bool {
 		stopped.Store(true)
 		_ = client.SetReadDeadline(time.Now()) // wake the poller
 		<-done
@@ -55,6 +56,7 @@ func watchClientGone(client, upstream net.Conn) (stop func()) {
 		if cc != nil {
 			cc.forget()
 		}
+		return gone.Load()
 	}
 }
 

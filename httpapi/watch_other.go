@@ -6,7 +6,7 @@ import "net"
 
 // watchClientGone is a no-op here: a client that hangs up before the
 // first response byte is noticed when the first byte is relayed.
-func watchClientGone(_, _ net.Conn) (stop func()) { return func() {} }
+func watchClientGone(_, _ net.Conn) (stop func() (gone bool)) { return func() bool { return false } }
 
 // clientGone cannot tell here; the answer's write notices.
 func clientGone(net.Conn) bool { return false }
