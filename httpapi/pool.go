@@ -51,11 +51,12 @@ type upConn struct {
 var errNoFreeConn = errors.New("no free connection to the instance: too many requests in flight")
 
 // get returns an idle connection (reused: the upstream may have closed it
-// meanwhile) or a new one, waiting at most waitFor when max are open.
-func (p *connPool) get() (c *upConn, reused bool, err error) {
+// meanwhile) or, if there is none or fresh is asked, a new one; it waits
+// at most waitFor when max are open.
+func (p *connPool) get(fresh bool) (c *upConn, reused bool, err error) {
 	now := time.Now()
 	p.mu.Lock()
-	if n := len(p.idle); n > 0 {
+	if n := len(p.idle); n > 0 && !fresh {
 		c = p.idle[n-1]
 		if now.Sub(c.used) < p.idleFor {
 			p.idle[n-1] = nil
@@ -80,7 +81,10 @@ func (p *connPool) get() (c *upConn, reused bool, err error) {
 		if c, ok := p.wait(w); !ok {
 			return nil, false, errNoFreeConn
 		} else if c != nil {
-			return c, true, nil
+			if !fresh {
+				return c, true, nil
+			}
+			_ = c.Conn.Close() // dial anew in its slot
 		}
 		// A slot was handed over: dial in it.
 	} else {

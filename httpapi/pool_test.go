@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -11,6 +12,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/valyala/fasthttp"
 )
 
 // connCounter counts an httptest upstream's connections as they open and
@@ -116,11 +119,11 @@ func TestPoolWait(t *testing.T) {
 	}()
 	p := &connPool{addr: ln.Addr().String(), max: 1, idleFor: time.Minute, waitFor: 50 * time.Millisecond}
 	t.Cleanup(p.closeIdle)
-	c1, reused, err := p.get()
+	c1, reused, err := p.get(false)
 	if err != nil || reused {
 		t.Fatalf("first get: reused %v, %v", reused, err)
 	}
-	if _, _, err := p.get(); !errors.Is(err, errNoFreeConn) {
+	if _, _, err := p.get(false); !errors.Is(err, errNoFreeConn) {
 		t.Fatalf("get at max: %v, want errNoFreeConn", err)
 	}
 
@@ -128,7 +131,7 @@ func TestPoolWait(t *testing.T) {
 	p.waitFor = 5 * time.Second
 	got := make(chan *upConn)
 	go func() {
-		c, reused, err := p.get()
+		c, reused, err := p.get(false)
 		if err != nil || !reused {
 			t.Errorf("waiter: reused %v, %v", reused, err)
 		}
@@ -142,7 +145,7 @@ func TestPoolWait(t *testing.T) {
 
 	// A slot freed lets the waiter dial.
 	go func() {
-		c, reused, err := p.get()
+		c, reused, err := p.get(false)
 		if err != nil || reused {
 			t.Errorf("waiter: reused %v, %v", reused, err)
 		}
@@ -211,5 +214,19 @@ func TestKeepAliveClosedWithoutNotice(t *testing.T) {
 			t.Fatalf("after %d requests the upstream served %d", i+1, n)
 		}
 		time.Sleep(5 * time.Millisecond) // let the close arrive first
+	}
+}
+
+func TestUpstreamStatus(t *testing.T) {
+	for err, want := range map[error]int{
+		errNoFreeConn:                    503,
+		fasthttp.ErrNoFreeConns:          503,
+		fasthttp.ErrTimeout:              504,
+		fmt.Errorf("dial: %w", io.EOF):   502,
+		errors.New("connection refused"): 502,
+	} {
+		if got := upstreamStatus(err); got != want {
+			t.Errorf("upstreamStatus(%v) = %d, want %d", err, got, want)
+		}
 	}
 }

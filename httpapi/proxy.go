@@ -128,6 +128,19 @@ func sentOnce(req *fasthttp.Request) bool {
 	return tried
 }
 
+// upstreamStatus is the status of a request its upstream did not answer:
+// 504 if it took too long, 503 if every connection to it stayed busy
+// (MaxConnsPerUpstream), else 502.
+func upstreamStatus(err error) int {
+	switch {
+	case isTimeout(err):
+		return fasthttp.StatusGatewayTimeout
+	case errors.Is(err, errNoFreeConn), errors.Is(err, fasthttp.ErrNoFreeConns):
+		return fasthttp.StatusServiceUnavailable
+	}
+	return fasthttp.StatusBadGateway
+}
+
 // isTimeout reports whether err is a timeout (fasthttp's or the network's).
 func isTimeout(err error) bool {
 	var te interface{ Timeout() bool }
@@ -281,13 +294,15 @@ func (s *Server) forwardWhole(ctx *fasthttp.RequestCtx, pc proxyCall, id []byte)
 	var err error
 	var gone, tried bool // tried: an attempt failed after its connection was up
 	for attempt := 1; ; attempt++ {
-		c, _, err = s.ups.pool(pc.addr).get()
+		// A retry dials anew: the other idle connections are likely as
+		// stale as the one that failed (the upstream restarted).
+		c, _, err = s.ups.pool(pc.addr).get(attempt > 1)
 		// A refused connection: the process is gone (it crashed), and the
 		// request never reached it, unless an attempt before may have
 		// (the request may be what killed it).
 		for try := 0; refused(err) && !tried && s.reacquire(&pc, try); try++ {
 			head = appendRequestHead(head[:0], ctx, &pc, true) // a new Host
-			c, _, err = s.ups.pool(pc.addr).get()
+			c, _, err = s.ups.pool(pc.addr).get(attempt > 1)
 		}
 		if err != nil {
 			break
@@ -320,10 +335,7 @@ func (s *Server) forwardWhole(ctx *fasthttp.RequestCtx, pc proxyCall, id []byte)
 			s.clientLeft(ctx, &pc, "client went away while the instance answered")
 			return
 		}
-		status := fasthttp.StatusBadGateway
-		if isTimeout(err) {
-			status = fasthttp.StatusGatewayTimeout
-		}
+		status := upstreamStatus(err)
 		writeOpenAIError(ctx, status, typeServer, "upstream_error", "",
 			"instance "+pc.instance+" did not answer: "+err.Error())
 		s.accessLog(ctx, &pc, status, int64(len(ctx.Response.Body())), err)
@@ -488,10 +500,7 @@ func (s *Server) forward(ctx *fasthttp.RequestCtx, pc proxyCall) {
 	if err != nil {
 		fasthttp.ReleaseResponse(resp)
 		pc.release()
-		status := fasthttp.StatusBadGateway
-		if isTimeout(err) {
-			status = fasthttp.StatusGatewayTimeout
-		}
+		status := upstreamStatus(err)
 		writeError(ctx, status, "instance "+pc.instance+" did not answer: "+err.Error(), nil)
 		s.accessLog(ctx, &pc, status, int64(len(ctx.Response.Body())), err)
 		return

@@ -153,10 +153,7 @@ func (s *Server) streamFailed(ctx *fasthttp.RequestCtx, pc *proxyCall, conn net.
 		_ = conn.Close()
 	}
 	pc.release()
-	status := fasthttp.StatusBadGateway
-	if isTimeout(err) {
-		status = fasthttp.StatusGatewayTimeout
-	}
+	status := upstreamStatus(err)
 	writeOpenAIError(ctx, status, typeServer, "upstream_error", "",
 		"instance "+pc.instance+" did not answer: "+err.Error())
 	s.accessLog(ctx, pc, status, int64(len(ctx.Response.Body())), err)
