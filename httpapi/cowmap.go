@@ -24,6 +24,24 @@ func (c *cowMap[V]) Load(key string) (V, bool) {
 	return zero, false
 }
 
+// LoadBytes is Load of string(key), without allocating that string.
+func (c *cowMap[V]) LoadBytes(key []byte) (V, bool) {
+	if m := c.m.Load(); m != nil {
+		v, ok := (*m)[string(key)]
+		return v, ok
+	}
+	var zero V
+	return zero, false
+}
+
+// Len returns the number of entries.
+func (c *cowMap[V]) Len() int {
+	if m := c.m.Load(); m != nil {
+		return len(*m)
+	}
+	return 0
+}
+
 // LoadOrStore returns the value of key, storing v first if there is none.
 func (c *cowMap[V]) LoadOrStore(key string, v V) V {
 	c.mu.Lock()

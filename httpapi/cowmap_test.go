@@ -18,6 +18,9 @@ func TestCowMap(t *testing.T) {
 	if got := m.LoadOrStore("b", 3); got != 3 {
 		t.Fatalf("LoadOrStore stored %d, want 3", got)
 	}
+	if v, ok := m.LoadBytes([]byte("b")); !ok || v != 3 || m.Len() != 2 {
+		t.Fatalf("LoadBytes(b) = %d, %v; Len %d", v, ok, m.Len())
+	}
 	m.Store("a", 4)
 	seen := map[string]int{}
 	m.Range(func(k string, v int) bool { seen[k] = v; return true })
@@ -41,4 +44,24 @@ func TestCowMap(t *testing.T) {
 		})
 	}
 	wg.Wait()
+}
+
+// TestInternModel: a model name seen before costs no allocation, and the
+// interned set stays bounded whatever names clients send.
+func TestInternModel(t *testing.T) {
+	name := []byte("interned-model")
+	if got := internModel(name); got != "interned-model" {
+		t.Fatalf("internModel = %q", got)
+	}
+	if n := testing.AllocsPerRun(100, func() { _ = internModel(name) }); n != 0 {
+		t.Fatalf("%v allocations for a known name", n)
+	}
+	for i := range 2 * maxInterned {
+		if got := internModel([]byte("junk-" + strconv.Itoa(i))); got != "junk-"+strconv.Itoa(i) {
+			t.Fatalf("internModel = %q", got)
+		}
+	}
+	if n := modelNames.Len(); n > maxInterned {
+		t.Fatalf("%d names interned, want at most %d", n, maxInterned)
+	}
 }

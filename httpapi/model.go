@@ -50,6 +50,24 @@ func isMultipart(contentType []byte) bool {
 	return len(ct) >= len(mt) && bytes.EqualFold(ct[:len(mt)], []byte(mt))
 }
 
+// modelNames interns the model names requests give, up to maxInterned of
+// them, so that a request naming a known model allocates nothing for it.
+var modelNames cowMap[string]
+
+const maxInterned = 256
+
+// internModel returns string(b), interned.
+func internModel(b []byte) string {
+	if m, ok := modelNames.LoadBytes(b); ok {
+		return m
+	}
+	m := string(b)
+	if len(m) <= maxModelLen && modelNames.Len() < maxInterned {
+		modelNames.LoadOrStore(m, m)
+	}
+	return m
+}
+
 // modelValue reads the raw JSON value of "model" (nil: absent).
 func modelValue(raw []byte) (string, error) {
 	if len(raw) == 0 || string(raw) == "null" {
@@ -60,7 +78,7 @@ func modelValue(raw []byte) (string, error) {
 	}
 	var m string
 	if bytes.IndexByte(raw, '\\') < 0 {
-		m = string(raw[1 : len(raw)-1])
+		m = internModel(raw[1 : len(raw)-1])
 	} else {
 		m = gjson.ParseBytes(raw).Str // unescaped as gjson does
 	}

@@ -38,7 +38,8 @@ type upConn struct {
 	net.Conn
 	br   *bufio.Reader
 	pool *connPool
-	used time.Time // when it went idle
+	used time.Time   // when it went idle
+	bufs net.Buffers // send's, kept to spare an allocation
 
 	// await's client watch: timer starts it, ran hands over its stop.
 	timer  *time.Timer
@@ -206,8 +207,8 @@ func (c *upConn) send(head, body []byte, deadline time.Time) error {
 	if !deadline.IsZero() {
 		_ = c.SetDeadline(deadline)
 	}
-	bufs := net.Buffers{head, body}
-	_, err := bufs.WriteTo(c.Conn)
+	c.bufs = append(c.bufs[:0], head, body)
+	_, err := c.bufs.WriteTo(c.Conn) // consumes c.bufs
 	return err
 }
 

@@ -197,30 +197,28 @@ func dropHeaders(h *fasthttp.RequestHeader) {
 // connectionIndex is Connection's place in dropRequestHeaders.
 const connectionIndex = 2
 
-// connectionListed yields the header names a Connection header lists
-// (RFC 9110 7.6.1: hop-by-hop, not forwarded), but for the connection
-// options close and keep-alive and the names whose handling is the
-// proxy's own: the framing and Host.
-func connectionListed(v []byte) iter.Seq[[]byte] {
-	return func(yield func([]byte) bool) {
-		for len(v) > 0 {
-			var tok []byte
-			if i := bytes.IndexByte(v, ','); i >= 0 {
-				tok, v = v[:i], v[i+1:]
-			} else {
-				tok, v = v, nil
-			}
-			tok = bytes.TrimSpace(tok)
-			switch {
-			case len(tok) == 0, foldEq(tok, "close"), foldEq(tok, "keep-alive"), foldEq(tok, fasthttp.HeaderHost),
-				foldEq(tok, fasthttp.HeaderContentLength), foldEq(tok, fasthttp.HeaderTransferEncoding):
-				continue
-			}
-			if !yield(tok) {
-				return
-			}
+// nextListed returns the first header name the Connection header value v
+// lists (RFC 9110 7.6.1: hop-by-hop, not forwarded), nil if none, and the
+// rest of v. The connection options close and keep-alive are no names,
+// nor are those whose handling is the proxy's own: the framing and Host.
+// (A plain function, not an iterator, so that v stays on the stack.)
+func nextListed(v []byte) (name, rest []byte) {
+	for len(v) > 0 {
+		var tok []byte
+		if i := bytes.IndexByte(v, ','); i >= 0 {
+			tok, v = v[:i], v[i+1:]
+		} else {
+			tok, v = v, nil
 		}
+		tok = bytes.TrimSpace(tok)
+		switch {
+		case len(tok) == 0, foldEq(tok, "close"), foldEq(tok, "keep-alive"), foldEq(tok, fasthttp.HeaderHost),
+			foldEq(tok, fasthttp.HeaderContentLength), foldEq(tok, fasthttp.HeaderTransferEncoding):
+			continue
+		}
+		return tok, v
 	}
+	return nil, nil
 }
 
 // trailerIndex is Trailer's place in dropRequestHeaders (checked by
@@ -532,10 +530,9 @@ func (s *Server) forward(ctx *fasthttp.RequestCtx, pc proxyCall) {
 // copyResponseHeaders copies upstream headers except hop-by-hop ones, the
 // framing (set anew for the client) and CORS (ours, if any).
 func copyResponseHeaders(dst *fasthttp.ResponseHeader, src *fasthttp.ResponseHeader) {
-	var buf [64]byte
 	var listed []byte // names in Connection are hop-by-hop too
 	if src.Peek(fasthttp.HeaderConnection) != nil {
-		listed = namesInConnection(buf[:0], src.All())
+		listed = namesInConnection(nil, src.All())
 	}
 	for k, v := range src.All() {
 		switch skipResponseHeader(k) {
@@ -575,16 +572,14 @@ func namesInConnection(dst []byte, all iter.Seq2[[]byte, []byte]) []byte {
 // listsNames tells whether a Connection header value lists any header
 // name (most list only keep-alive or close).
 func listsNames(connection []byte) bool {
-	for range connectionListed(connection) {
-		return true
-	}
-	return false
+	name, _ := nextListed(connection)
+	return name != nil
 }
 
 // isListed tells whether a Connection header value lists the name k.
 func isListed(connection, k []byte) bool {
-	for tok := range connectionListed(connection) {
-		if bytes.EqualFold(tok, k) {
+	for name, rest := nextListed(connection); name != nil; name, rest = nextListed(rest) {
+		if bytes.EqualFold(name, k) {
 			return true
 		}
 	}

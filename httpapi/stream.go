@@ -110,8 +110,8 @@ func (s *Server) forwardStream(ctx *fasthttp.RequestCtx, pc proxyCall) {
 // send writes the request (head, then the untouched body) in one writev.
 func (r *streamRelay) send(head []byte, deadline time.Time) error {
 	_ = r.conn.SetDeadline(deadline)
-	bufs := net.Buffers{head, r.ctx.Request.Body()}
-	_, err := bufs.WriteTo(r.conn)
+	r.bufs = append(r.bufs[:0], head, r.ctx.Request.Body())
+	_, err := r.bufs.WriteTo(r.conn) // consumes r.bufs
 	return err
 }
 
@@ -174,9 +174,8 @@ func appendRequestHead(b []byte, ctx *fasthttp.RequestCtx, pc *proxyCall, keepAl
 	b = append(b, pc.addr...)
 	b = append(b, "\r\n"...)
 	var listed []byte // headers named in Connection are hop-by-hop too
-	var buf [64]byte
 	if ctx.Request.Header.Peek(fasthttp.HeaderConnection) != nil {
-		listed = namesInConnection(buf[:0], ctx.Request.Header.All())
+		listed = namesInConnection(nil, ctx.Request.Header.All())
 	}
 	for k, v := range ctx.Request.Header.All() {
 		if skipRequestHeader(k) || listed != nil && isListed(listed, k) {
@@ -237,6 +236,7 @@ type streamRelay struct {
 	body io.Reader
 	pc   proxyCall
 	n    int64
+	bufs net.Buffers // send's, kept to spare an allocation
 }
 
 var streamPool = sync.Pool{New: func() any { return new(streamRelay) }}
