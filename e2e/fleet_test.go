@@ -85,6 +85,10 @@ func TestFleet(t *testing.T) {
 		t.Parallel()
 		testConcurrentProxy(d.on(t))
 	})
+	t.Run("HangUpCancels", func(t *testing.T) {
+		t.Parallel()
+		testHangUpCancels(d.on(t))
+	})
 	t.Run("StopEscalation", func(t *testing.T) {
 		t.Parallel()
 		testStopEscalation(d.on(t))

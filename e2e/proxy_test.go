@@ -7,7 +7,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -213,4 +215,59 @@ func (d *daemon) stream(model string, first chan<- struct{}) ([]string, http.Hea
 		return events, resp.Header, fmt.Errorf("read stream after %d events: %w", len(events), err)
 	}
 	return events, resp.Header, nil
+}
+
+// A client that hangs up while its answer is generated, streamed or not,
+// cancels the generation: the instance's requests_processing drops to 0
+// long before the 10 s generation would have ended. The daemon logs the
+// request: status 499 if no answer had started, else the stream's status
+// with the write error.
+func testHangUpCancels(d *daemon) {
+	t := d.t
+	env := map[string]string{"FAKELLAMA_TOKENS": "200", "FAKELLAMA_TOKEN_DELAY": "50ms"}
+	d.fd.writeSpec(t, "slowgen.yaml", d.fd.specYAML("slowgen", env, "metrics: true"))
+	d.waitHealthy("slowgen")
+	processing := func() string {
+		r := d.call("GET", "/api/v1/instances/slowgen/proxy/metrics", nil)
+		m := regexp.MustCompile(`(?m)^llamacpp:requests_processing (\d+)`).FindStringSubmatch(string(r.Body))
+		if m == nil {
+			t.Fatalf("no requests_processing in /metrics: %s", r)
+		}
+		return m[1]
+	}
+	waitUntil := func(what string, cond func() bool) {
+		deadline := time.Now().Add(3 * time.Second)
+		for !cond() {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: not within 3 s", what)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	for i, c := range []struct {
+		body   string
+		status float64 // logged
+	}{
+		{`{"model":"slowgen","messages":[]}`, 499},
+		{`{"model":"slowgen","stream":true,"messages":[]}`, 200},
+	} {
+		conn, err := net.Dial("tcp", strings.TrimPrefix(d.URL, "http://"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		id := "hangup-" + strconv.Itoa(i)
+		fmt.Fprintf(conn, "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nX-Request-Id: %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s",
+			id, len(c.body), c.body)
+		waitUntil(c.body+" started", func() bool { return processing() == "1" })
+		conn.Close()
+		waitUntil(c.body+" cancelled", func() bool { return processing() == "0" })
+		waitUntil(c.body+" logged", func() bool {
+			for _, rec := range d.log.records("proxy") {
+				if rec["request_id"] == id && rec["status"] == c.status && rec["error"] != nil {
+					return true
+				}
+			}
+			return false
+		})
+	}
 }

@@ -77,7 +77,8 @@
 // Environment variables (durations are Go durations like "250ms"):
 //
 //	FAKELLAMA_LOAD_DELAY=d           /health answers 503 for d after the port is bound (default 0)
-//	FAKELLAMA_TOKEN_DELAY=d          sleep d before each generated token (default 0)
+//	FAKELLAMA_TOKEN_DELAY=d          sleep d before each generated token (default 0); a client
+//	                                 that hangs up meanwhile cancels the generation, streamed or not
 //	FAKELLAMA_TOKENS=n               tokens per generation (default 16)
 //	FAKELLAMA_CRASH_AFTER_REQUESTS=n exit right after fully answering the nth
 //	                                 completion/embedding request

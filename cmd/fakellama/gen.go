@@ -129,10 +129,13 @@ func (s *server) generate(w http.ResponseWriter, r *http.Request, k kind) int {
 		return 0
 	}
 	start := time.Now()
-	for range g.n {
-		if s.f.tokenDelay > 0 {
-			time.Sleep(s.f.tokenDelay)
-		}
+	if i, gone := s.decode(r, g.n); gone {
+		// As llama-server, which looks at the connection while it
+		// generates, cancels the task of a client that went away.
+		s.predictedTokens.Add(int64(i))
+		s.processing.Add(-1)
+		s.log.printf("srv  cancel_tasks: cancel task, %s %s: client went away after %d tokens", r.Method, r.URL.Path, i)
+		return 0
 	}
 	s.predictedTokens.Add(int64(g.n))
 	s.processing.Add(-1)
@@ -141,6 +144,26 @@ func (s *server) generate(w http.ResponseWriter, r *http.Request, k kind) int {
 	s.flush(w)
 	s.finishGeneration()
 	return status
+}
+
+// decode spends FAKELLAMA_TOKEN_DELAY on each of n tokens of a
+// non-streamed answer; it stops early, gone, at token i when the client
+// closed its connection (net/http cancels the request's context then).
+func (s *server) decode(r *http.Request, n int) (i int, gone bool) {
+	if s.f.tokenDelay <= 0 {
+		return n, false
+	}
+	t := time.NewTimer(s.f.tokenDelay)
+	defer t.Stop()
+	for i = range n {
+		select {
+		case <-t.C:
+			t.Reset(s.f.tokenDelay)
+		case <-r.Context().Done():
+			return i, true
+		}
+	}
+	return n, false
 }
 
 // appendContent appends the generated text as a JSON string.

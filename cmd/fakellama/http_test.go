@@ -4,9 +4,11 @@ import (
 	"bufio"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -274,5 +276,45 @@ func TestKeepAliveAfterJSON(t *testing.T) {
 		if res.StatusCode != 200 || res.Close {
 			t.Fatalf("response %d: status %d close %v", i, res.StatusCode, res.Close)
 		}
+	}
+}
+
+// TestClientGoneCancelsGeneration: a client that hangs up during a
+// non-streamed generation cancels it, as llama-server does: requests
+// processing drops to 0 long before the generation would have ended.
+func TestClientGoneCancelsGeneration(t *testing.T) {
+	p := startFake(t, []string{"FAKELLAMA_TOKENS=200", "FAKELLAMA_TOKEN_DELAY=50ms"}, "-m", "a.gguf", "--metrics") // 10 s
+	c := newClient(t)
+	waitReady(t, p, c)
+	conn, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(p.port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := `{"messages":[{"role":"user","content":"hi"}]}`
+	fmt.Fprintf(conn, "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
+	processing := func() string {
+		m := regexp.MustCompile(`(?m)^llamacpp:requests_processing (\d+)`).FindStringSubmatch(do(t, c, "GET", p.url("/metrics"), "").body)
+		if m == nil {
+			t.Fatal("no requests_processing in /metrics")
+		}
+		return m[1]
+	}
+	deadline := time.Now().Add(3 * time.Second)
+	for processing() != "1" {
+		if time.Now().After(deadline) {
+			t.Fatal("the generation never started")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	conn.Close()
+	deadline = time.Now().Add(3 * time.Second)
+	for processing() != "0" {
+		if time.Now().After(deadline) {
+			t.Fatal("generation still running 3 s after its client left")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if log := p.log(t); !strings.Contains(log, "cancel_tasks") {
+		t.Fatalf("no cancel_tasks line in the log:\n%s", log)
 	}
 }
