@@ -36,10 +36,11 @@ type connPool struct {
 // timer that starts watching its client (see await).
 type upConn struct {
 	net.Conn
-	br   *bufio.Reader
-	pool *connPool
-	used time.Time   // when it went idle
-	bufs net.Buffers // send's, kept to spare an allocation
+	br     *bufio.Reader
+	pool   *connPool
+	used   time.Time   // when it went idle
+	bufArr [2][]byte   // send's writev buffers, kept to spare an allocation
+	bufs   net.Buffers // over bufArr
 
 	// await's client watch: timer starts it, ran hands over its stop.
 	timer  *time.Timer
@@ -51,10 +52,42 @@ type upConn struct {
 // for waitFor.
 var errNoFreeConn = errors.New("no free connection to the instance: too many requests in flight")
 
-// get returns an idle connection (reused: the upstream may have closed it
-// meanwhile) or, if there is none or fresh is asked, a new one; it waits
-// at most waitFor when max are open.
-func (p *connPool) get(fresh bool) (c *upConn, reused bool, err error) {
+// checkIdleAfter is how long a connection must have been idle for get to
+// look at it (a syscall, no wait) before reusing it: one the upstream
+// closed meanwhile (its process died) is then replaced before the request
+// is sent, so a failure after sending still means the request may have
+// reached a process. Under load connections are reused sooner than this.
+const checkIdleAfter = time.Millisecond
+
+// get returns an idle connection (reused: it was alive a moment ago, if it
+// had been idle for checkIdleAfter) or, if there is none or fresh is
+// asked, a new one. At max it waits at most waitFor, and not past the
+// deadline if there is one.
+func (p *connPool) get(fresh bool, deadline time.Time) (c *upConn, reused bool, err error) {
+	for {
+		c, err := p.take(fresh, deadline)
+		switch {
+		case err != nil:
+			return nil, false, err
+		case c == nil: // a slot of our own: dial in it
+			conn, err := dialUpstream(p.addr)
+			if err != nil {
+				p.freeSlots(1)
+				return nil, false, err
+			}
+			c = &upConn{Conn: conn, br: bufio.NewReaderSize(conn, 16<<10), pool: p}
+			return c, false, nil
+		case time.Since(c.used) >= checkIdleAfter && connDead(c.Conn):
+			p.discard(c) // closed by the upstream: try the next one
+		default:
+			return c, true, nil
+		}
+	}
+}
+
+// take returns an idle connection to reuse, or nil for a slot to dial in
+// (counted in open), waiting for either at max.
+func (p *connPool) take(fresh bool, deadline time.Time) (c *upConn, err error) {
 	now := time.Now()
 	p.mu.Lock()
 	if n := len(p.idle); n > 0 && !fresh {
@@ -63,46 +96,53 @@ func (p *connPool) get(fresh bool) (c *upConn, reused bool, err error) {
 			p.idle[n-1] = nil
 			p.idle = p.idle[:n-1]
 			p.mu.Unlock()
-			return c, true, nil
+			return c, nil
 		}
 		// The most recently used one is too old: so are all the others.
+		// One slot is kept to dial in; the rest are freed.
 		stale := p.idle
 		p.idle = nil
-		p.open -= len(stale)
+		hand := p.freeSlotsLocked(len(stale) - 1)
 		p.mu.Unlock()
-		for _, c := range stale {
-			_ = c.Conn.Close()
-		}
-		p.mu.Lock()
+		closeAll(stale)
+		handSlots(hand)
+		return nil, nil
 	}
-	if p.open >= p.max {
-		w := make(chan *upConn, 1)
-		p.waiters = append(p.waiters, w)
-		p.mu.Unlock()
-		if c, ok := p.wait(w); !ok {
-			return nil, false, errNoFreeConn
-		} else if c != nil {
-			if !fresh {
-				return c, true, nil
-			}
-			_ = c.Conn.Close() // dial anew in its slot
-		}
-		// A slot was handed over: dial in it.
-	} else {
+	if p.open < p.max {
 		p.open++
 		p.mu.Unlock()
+		return nil, nil
 	}
-	conn, err := dialUpstream(p.addr)
-	if err != nil {
-		p.freeSlot()
-		return nil, false, err
+	if len(p.idle) > 0 { // fresh: dial in the slot of the oldest idle one
+		old := p.idle[0]
+		p.idle = append(p.idle[:0], p.idle[1:]...)
+		p.mu.Unlock()
+		_ = old.Conn.Close()
+		return nil, nil
 	}
-	return &upConn{Conn: conn, br: bufio.NewReaderSize(conn, 16<<10), pool: p}, false, nil
+	w := make(chan *upConn, 1)
+	p.waiters = append(p.waiters, w)
+	p.mu.Unlock()
+	wait := p.waitFor
+	if !deadline.IsZero() {
+		wait = min(wait, time.Until(deadline))
+	}
+	c, ok := p.wait(w, wait)
+	switch {
+	case !ok:
+		return nil, errNoFreeConn
+	case c == nil:
+		return nil, nil // a slot was handed over
+	case fresh:
+		_ = c.Conn.Close() // dial anew in its slot
+		return nil, nil
+	}
+	return c, nil
 }
 
-// wait waits on w for a connection or a slot (nil); false after waitFor.
-func (p *connPool) wait(w chan *upConn) (*upConn, bool) {
-	t := time.NewTimer(p.waitFor)
+// wait waits on w for a connection or a slot (nil); false after d.
+func (p *connPool) wait(w chan *upConn, d time.Duration) (*upConn, bool) {
+	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case c := <-w:
@@ -122,8 +162,13 @@ func (p *connPool) wait(w chan *upConn) (*upConn, bool) {
 	return <-w, true
 }
 
-// put returns c, whose last answer left it reusable, to the pool.
+// put returns c, whose last answer left it reusable, to the pool; a
+// connection with bytes nobody asked for is closed instead.
 func (p *connPool) put(c *upConn) {
+	if c.br.Buffered() > 0 {
+		p.discard(c)
+		return
+	}
 	c.used = time.Now()
 	p.mu.Lock()
 	if len(p.waiters) > 0 {
@@ -143,22 +188,42 @@ func (p *connPool) put(c *upConn) {
 // discard closes c and frees its slot.
 func (p *connPool) discard(c *upConn) {
 	_ = c.Conn.Close()
-	p.freeSlot()
+	p.freeSlots(1)
 }
 
-// freeSlot gives a slot whose connection is gone (or was never dialed) to
-// the first waiter, if any.
-func (p *connPool) freeSlot() {
+// freeSlots frees n slots whose connections are gone (or were never
+// dialed), each to the first waiter if any.
+func (p *connPool) freeSlots(n int) {
 	p.mu.Lock()
-	if len(p.waiters) > 0 {
-		w := p.waiters[0]
-		p.waiters = p.waiters[1:]
-		p.mu.Unlock()
-		w <- nil
-		return
-	}
-	p.open--
+	hand := p.freeSlotsLocked(n)
 	p.mu.Unlock()
+	handSlots(hand)
+}
+
+// freeSlotsLocked frees n slots: it returns the waiters each is handed
+// to (see handSlots), and counts the rest out of open.
+func (p *connPool) freeSlotsLocked(n int) []chan *upConn {
+	k := min(n, len(p.waiters))
+	var hand []chan *upConn
+	if k > 0 {
+		hand = append(hand, p.waiters[:k]...)
+		p.waiters = p.waiters[k:]
+	}
+	p.open -= n - k
+	return hand
+}
+
+// handSlots tells each waiter that a slot is theirs to dial in.
+func handSlots(ws []chan *upConn) {
+	for _, w := range ws {
+		w <- nil
+	}
+}
+
+func closeAll(cs []*upConn) {
+	for _, c := range cs {
+		_ = c.Conn.Close()
+	}
 }
 
 // clean closes the connections idle for idleFor, and runs again when the
@@ -173,16 +238,15 @@ func (p *connPool) clean() {
 	old := make([]*upConn, n)
 	copy(old, p.idle)
 	p.idle = append(p.idle[:0], p.idle[n:]...)
-	p.open -= n
+	hand := p.freeSlotsLocked(n)
 	if len(p.idle) > 0 {
 		p.cleaner.Reset(p.idle[0].used.Add(p.idleFor).Sub(now))
 	} else {
 		p.cleaner = nil
 	}
 	p.mu.Unlock()
-	for _, c := range old {
-		_ = c.Conn.Close()
-	}
+	closeAll(old)
+	handSlots(hand)
 }
 
 // closeIdle closes every idle connection.
@@ -190,15 +254,14 @@ func (p *connPool) closeIdle() {
 	p.mu.Lock()
 	idle := p.idle
 	p.idle = nil
-	p.open -= len(idle)
+	hand := p.freeSlotsLocked(len(idle))
 	if p.cleaner != nil {
 		p.cleaner.Stop()
 		p.cleaner = nil
 	}
 	p.mu.Unlock()
-	for _, c := range idle {
-		_ = c.Conn.Close()
-	}
+	closeAll(idle)
+	handSlots(hand)
 }
 
 // send writes the request head and body in one writev. deadline (zero:
@@ -207,8 +270,10 @@ func (c *upConn) send(head, body []byte, deadline time.Time) error {
 	if !deadline.IsZero() {
 		_ = c.SetDeadline(deadline)
 	}
-	c.bufs = append(c.bufs[:0], head, body)
-	_, err := c.bufs.WriteTo(c.Conn) // consumes c.bufs
+	c.bufArr = [2][]byte{head, body}
+	c.bufs = c.bufArr[:]
+	_, err := c.bufs.WriteTo(c.Conn) // consumes c.bufs, not the array
+	c.bufArr = [2][]byte{}
 	return err
 }
 
@@ -226,13 +291,21 @@ func (c *upConn) await(client net.Conn) (gone bool, err error) {
 	}
 	_, err = c.br.Peek(1)
 	if c.timer.Stop() {
+		c.client = nil
 		return false, err
 	}
 	// The watch has started: wait for it to be set up (so that none is
 	// left over for the next request), then end it.
 	stop := <-c.ran
-	return stop(), err
+	c.client = nil
+	if gone = stop(); gone && err == nil {
+		err = errClientGone // answered, but c is closed
+	}
+	return gone, err
 }
+
+// errClientGone is the error of a request whose client hung up.
+var errClientGone = errors.New("client went away")
 
 // watch starts watching the client of the request awaited on c.
 func (c *upConn) watch() { c.ran <- watchClientGone(c.client, c.Conn) }

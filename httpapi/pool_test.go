@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -62,7 +63,7 @@ func startCountedUpstream(t *testing.T, delay time.Duration) (*connCounter, stri
 func TestPoolReusesAndAgesOut(t *testing.T) {
 	cc, addr := startCountedUpstream(t, 0)
 	r := &routes{addrs: map[string]string{"m": addr}}
-	ts := newTestServer(t, Config{UpstreamIdleTimeout: 150 * time.Millisecond}, proxyFleet(r), ServerInfo{})
+	ts := newTestServer(t, Config{UpstreamIdleTimeout: time.Second}, proxyFleet(r), ServerInfo{})
 	for range 5 {
 		resp, body := ts.do(t, "POST", "/v1/chat/completions", []byte(`{"model":"m"}`), "Content-Type", "application/json")
 		expect(t, resp, body, 200, `{"ok":true}`)
@@ -119,11 +120,11 @@ func TestPoolWait(t *testing.T) {
 	}()
 	p := &connPool{addr: ln.Addr().String(), max: 1, idleFor: time.Minute, waitFor: 50 * time.Millisecond}
 	t.Cleanup(p.closeIdle)
-	c1, reused, err := p.get(false)
+	c1, reused, err := p.get(false, time.Time{})
 	if err != nil || reused {
 		t.Fatalf("first get: reused %v, %v", reused, err)
 	}
-	if _, _, err := p.get(false); !errors.Is(err, errNoFreeConn) {
+	if _, _, err := p.get(false, time.Time{}); !errors.Is(err, errNoFreeConn) {
 		t.Fatalf("get at max: %v, want errNoFreeConn", err)
 	}
 
@@ -131,7 +132,7 @@ func TestPoolWait(t *testing.T) {
 	p.waitFor = 5 * time.Second
 	got := make(chan *upConn)
 	go func() {
-		c, reused, err := p.get(false)
+		c, reused, err := p.get(false, time.Time{})
 		if err != nil || !reused {
 			t.Errorf("waiter: reused %v, %v", reused, err)
 		}
@@ -145,7 +146,7 @@ func TestPoolWait(t *testing.T) {
 
 	// A slot freed lets the waiter dial.
 	go func() {
-		c, reused, err := p.get(false)
+		c, reused, err := p.get(false, time.Time{})
 		if err != nil || reused {
 			t.Errorf("waiter: reused %v, %v", reused, err)
 		}
@@ -229,4 +230,258 @@ func TestUpstreamStatus(t *testing.T) {
 			t.Errorf("upstreamStatus(%v) = %d, want %d", err, got, want)
 		}
 	}
+}
+
+// listenAndHold accepts connections and keeps them open, reading nothing.
+func listenAndHold(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			t.Cleanup(func() { c.Close() })
+		}
+	}()
+	return ln.Addr().String()
+}
+
+// TestPoolFreshEvictsIdle: a fresh connection asked for at max, when a
+// slot is held by an idle connection, is dialed in that slot at once.
+func TestPoolFreshEvictsIdle(t *testing.T) {
+	p := &connPool{addr: listenAndHold(t), max: 1, idleFor: time.Minute, waitFor: 5 * time.Second}
+	t.Cleanup(p.closeIdle)
+	c, _, err := p.get(false, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.put(c)
+	c2, reused, err := p.get(true, time.Time{})
+	if err != nil || reused || c2 == c {
+		t.Fatalf("fresh get: reused %v, %v", reused, err)
+	}
+	p.discard(c2)
+	if p.open != 0 {
+		t.Fatalf("%d counted open", p.open)
+	}
+}
+
+// TestPoolWaitBoundedByDeadline: a request does not wait for a connection
+// past its ProxyTimeout deadline.
+func TestPoolWaitBoundedByDeadline(t *testing.T) {
+	p := &connPool{addr: listenAndHold(t), max: 1, idleFor: time.Minute, waitFor: time.Minute}
+	t.Cleanup(p.closeIdle)
+	c, _, err := p.get(false, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.discard(c)
+	done := make(chan error, 1)
+	go func() {
+		_, _, err := p.get(false, time.Now().Add(50*time.Millisecond))
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if !errors.Is(err, errNoFreeConn) {
+			t.Fatalf("got %v, want errNoFreeConn", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the wait outlasted the deadline")
+	}
+}
+
+// TestPoolCounting: gets, puts, discards and closeIdle from many
+// goroutines leave no slot counted once every connection is back.
+func TestPoolCounting(t *testing.T) {
+	p := &connPool{addr: listenAndHold(t), max: 3, idleFor: 5 * time.Millisecond, waitFor: 20 * time.Millisecond}
+	var wg sync.WaitGroup
+	for g := range 16 {
+		wg.Go(func() {
+			for i := range 200 {
+				c, _, err := p.get((g+i)%3 == 0, time.Time{})
+				if err != nil {
+					continue
+				}
+				time.Sleep(time.Duration(i%7) * 50 * time.Microsecond)
+				if (g*7+i)%3 == 0 {
+					p.discard(c)
+				} else {
+					p.put(c)
+				}
+				if (g+i)%50 == 0 {
+					p.closeIdle()
+				}
+			}
+		})
+	}
+	wg.Wait()
+	p.closeIdle()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.open != 0 || len(p.waiters) != 0 {
+		t.Fatalf("open %d, waiters %d after every connection came back", p.open, len(p.waiters))
+	}
+}
+
+// TestSendAllocatesNothing: the writev buffers are kept per connection.
+func TestSendAllocatesNothing(t *testing.T) {
+	conn, err := net.Dial("tcp", listenAndHold(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	c := &upConn{Conn: conn}
+	head, body := []byte("POST / HTTP/1.1\r\n\r\n"), []byte("{}")
+	if n := testing.AllocsPerRun(50, func() { _ = c.send(head, body, time.Time{}) }); n != 0 {
+		t.Fatalf("%v allocations per send", n)
+	}
+}
+
+// TestGoneJustAsAnswered: a client that hangs up just as its answer
+// arrives (the watch closed the upstream connection, yet the answer was
+// read) leaves no closed connection in the pool: the next request is
+// served.
+func TestGoneJustAsAnswered(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	t.Cleanup(func() { ln.Close(); wg.Wait() })
+	const answer = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}"
+	slow := make(chan net.Conn)
+	answered := make(chan struct{})
+	wg.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			wg.Go(func() {
+				defer c.Close()
+				br := bufio.NewReader(c)
+				for {
+					req, err := http.ReadRequest(br)
+					if err != nil {
+						return
+					}
+					_ = req.Body.Close()
+					if req.Header.Get("X-Slow") != "" {
+						slow <- c // the test answers
+						<-answered
+						continue
+					}
+					fmt.Fprint(c, answer)
+				}
+			})
+		}
+	})
+	r := &routes{addrs: map[string]string{"m": ln.Addr().String()}}
+	ts := newTestServer(t, Config{UpstreamIdleTimeout: time.Minute, MaxConnsPerUpstream: 1}, proxyFleet(r), ServerInfo{})
+	body := `{"model":"m"}`
+	for i := range 20 {
+		conn, err := net.Dial("tcp", strings.TrimPrefix(ts.base, "http://"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(conn, "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nX-Slow: 1\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
+		up := <-slow
+		time.Sleep(2 * watchAfter) // the client is watched
+		fmt.Fprint(up, answer)     // the answer and the hang-up at once
+		conn.Close()
+		answered <- struct{}{}
+		waitFor(t, "release", func() bool { return r.inFlight.Load() == 0 })
+		resp, b := ts.do(t, "POST", "/v1/chat/completions", []byte(body), "Content-Type", "application/json")
+		if resp.StatusCode != 200 {
+			t.Fatalf("round %d: the next request got %d: %s", i, resp.StatusCode, b)
+		}
+	}
+}
+
+// TestFreshConnNotResent: a request whose new connection the upstream
+// closed after reading it (it crashed on it, say) is not sent again: it
+// reached a process.
+func TestFreshConnNotResent(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	t.Cleanup(func() { ln.Close(); wg.Wait() })
+	var got atomic.Int64
+	wg.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			wg.Go(func() {
+				defer c.Close()
+				if req, err := http.ReadRequest(bufio.NewReader(c)); err == nil {
+					_ = req.Body.Close()
+					got.Add(1)
+					time.Sleep(50 * time.Millisecond) // generating, then gone
+				}
+			})
+		}
+	})
+	r := &routes{addrs: map[string]string{"m": ln.Addr().String()}}
+	ts := newTestServer(t, Config{}, proxyFleet(r), ServerInfo{})
+	resp, b := ts.do(t, "POST", "/v1/chat/completions", []byte(`{"model":"m"}`), "Content-Type", "application/json")
+	expect(t, resp, b, 502)
+	if n := got.Load(); n != 1 {
+		t.Fatalf("the upstream got the request %d times, want 1", n)
+	}
+}
+
+// TestWholeAfterCrashWaitsForRestart: a pooled keep-alive connection to a
+// process that has since died is found closed before the request is sent
+// on it; the request then waits for the restart, as one refused does.
+func TestWholeAfterCrashWaitsForRestart(t *testing.T) {
+	serve := func(l net.Listener) *http.Server {
+		srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+			_, _ = io.Copy(io.Discard, req.Body)
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = io.WriteString(w, `{}`)
+		})}
+		go func() { _ = srv.Serve(l) }()
+		return srv
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	first := serve(l)
+	r := &routes{addrs: map[string]string{"s": addr}}
+	ts := newTestServer(t, Config{AcquireTimeout: 5 * time.Second, UpstreamIdleTimeout: time.Minute}, proxyFleet(r), ServerInfo{})
+	body := []byte(`{"model":"s"}`)
+	resp, out := ts.do(t, "POST", "/v1/chat/completions", body, "Content-Type", "application/json")
+	expect(t, resp, out, 200)
+	_ = first.Close() // the process dies, and its side of the pooled connection
+	time.Sleep(20 * time.Millisecond)
+	restarted := make(chan *http.Server, 1)
+	go func() {
+		time.Sleep(200 * time.Millisecond)
+		l2, err := net.Listen("tcp", addr)
+		if err != nil {
+			restarted <- nil
+			return
+		}
+		restarted <- serve(l2)
+	}()
+	resp, out = ts.do(t, "POST", "/v1/chat/completions", body, "Content-Type", "application/json")
+	if second := <-restarted; second != nil {
+		defer second.Close()
+	} else {
+		t.Fatal("could not listen again on the instance's port")
+	}
+	expect(t, resp, out, 200)
 }

@@ -276,9 +276,8 @@ var uriPool = sync.Pool{New: func() any { b := make([]byte, 0, 256); return &b }
 // read whole straight into the client's response, whose headers are then
 // cleaned. The body goes byte for byte both ways.
 //
-// A request that fails on a connection before any answer byte (the
-// upstream had closed it) is sent again on another, up to three times: it
-// never reached a model. A client that hangs up while the answer is being
+// A request that fails on a reused connection before any answer byte
+// (the upstream had closed it) is sent again once, on a new connection. A client that hangs up while the answer is being
 // generated closes the connection, which cancels the generation.
 func (s *Server) forwardWhole(ctx *fasthttp.RequestCtx, pc proxyCall, id []byte) {
 	hb := uriPool.Get().(*[]byte)
@@ -290,17 +289,18 @@ func (s *Server) forwardWhole(ctx *fasthttp.RequestCtx, pc proxyCall, id []byte)
 	resp := &ctx.Response
 	var c *upConn
 	var err error
-	var gone, tried bool // tried: an attempt failed after its connection was up
+	var gone, tried bool // tried: an attempt failed after it was sent
 	for attempt := 1; ; attempt++ {
-		// A retry dials anew: the other idle connections are likely as
-		// stale as the one that failed (the upstream restarted).
-		c, _, err = s.ups.pool(pc.addr).get(attempt > 1)
+		// The retry dials anew: the other idle connections are likely
+		// as stale as the one that failed.
+		var reused bool
+		c, reused, err = s.ups.pool(pc.addr).get(attempt > 1, deadline)
 		// A refused connection: the process is gone (it crashed), and the
 		// request never reached it, unless an attempt before may have
 		// (the request may be what killed it).
 		for try := 0; refused(err) && !tried && s.reacquire(&pc, try); try++ {
 			head = appendRequestHead(head[:0], ctx, &pc, true) // a new Host
-			c, _, err = s.ups.pool(pc.addr).get(attempt > 1)
+			c, reused, err = s.ups.pool(pc.addr).get(attempt > 1, deadline)
 		}
 		if err != nil {
 			break
@@ -312,7 +312,9 @@ func (s *Server) forwardWhole(ctx *fasthttp.RequestCtx, pc proxyCall, id []byte)
 		}
 		c.pool.discard(c)
 		c, tried = nil, true
-		if gone || attempt == 3 || !staleConn(err) {
+		// Only a reused connection that fails as a stale one does is
+		// taken for closed before the request reached it, and only once.
+		if gone || !reused || attempt == 2 || !staleConn(err) {
 			break
 		}
 	}

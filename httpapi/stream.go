@@ -110,8 +110,10 @@ func (s *Server) forwardStream(ctx *fasthttp.RequestCtx, pc proxyCall) {
 // send writes the request (head, then the untouched body) in one writev.
 func (r *streamRelay) send(head []byte, deadline time.Time) error {
 	_ = r.conn.SetDeadline(deadline)
-	r.bufs = append(r.bufs[:0], head, r.ctx.Request.Body())
-	_, err := r.bufs.WriteTo(r.conn) // consumes r.bufs
+	r.bufArr = [2][]byte{head, r.ctx.Request.Body()}
+	r.bufs = r.bufArr[:]
+	_, err := r.bufs.WriteTo(r.conn) // consumes r.bufs, not the array
+	r.bufArr = [2][]byte{}
 	return err
 }
 
@@ -144,7 +146,10 @@ func (r *streamRelay) awaitAnswer(ctx *fasthttp.RequestCtx, deadline time.Time) 
 	_ = r.conn.SetReadDeadline(deadline)
 	stop := watchClientGone(ctx.Conn(), r.conn)
 	_, err = r.br.Peek(1)
-	return stop(), err
+	if gone = stop(); gone && err == nil {
+		err = errClientGone // answered, but the connection is closed
+	}
+	return gone, err
 }
 
 // streamFailed answers a streamed request that got no response.
@@ -226,17 +231,18 @@ func skipRequestHeader(k []byte) bool {
 // the fasthttp server goroutine; CloseWithError closes the upstream
 // connection, which also cancels a generation the client abandoned.
 type streamRelay struct {
-	s    *Server
-	ctx  *fasthttp.RequestCtx
-	conn net.Conn
-	br   *bufio.Reader
-	h    fasthttp.ResponseHeader
-	cr   chunkReader
-	lr   io.LimitedReader
-	body io.Reader
-	pc   proxyCall
-	n    int64
-	bufs net.Buffers // send's, kept to spare an allocation
+	s      *Server
+	ctx    *fasthttp.RequestCtx
+	conn   net.Conn
+	br     *bufio.Reader
+	h      fasthttp.ResponseHeader
+	cr     chunkReader
+	lr     io.LimitedReader
+	body   io.Reader
+	pc     proxyCall
+	n      int64
+	bufArr [2][]byte   // send's writev buffers, kept to spare an allocation
+	bufs   net.Buffers // over bufArr
 }
 
 var streamPool = sync.Pool{New: func() any { return new(streamRelay) }}

@@ -83,3 +83,24 @@ func clientGone(conn net.Conn) bool {
 	})
 	return gone
 }
+
+// connDead tells whether an idle pooled connection is no use: its peer
+// closed or reset it, or sent bytes nobody asked for. Nothing is
+// consumed, and nothing waits.
+func connDead(conn net.Conn) bool {
+	sc, ok := conn.(syscall.Conn)
+	if !ok {
+		return false
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return false
+	}
+	dead := false
+	_ = rc.Control(func(fd uintptr) {
+		var buf [1]byte
+		_, _, err := syscall.Recvfrom(int(fd), buf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		dead = err != syscall.EAGAIN && err != syscall.EINTR
+	})
+	return dead
+}

@@ -10,3 +10,6 @@ func watchClientGone(_, _ net.Conn) (stop func() (gone bool)) { return func() bo
 
 // clientGone cannot tell here; the answer's write notices.
 func clientGone(net.Conn) bool { return false }
+
+// connDead cannot tell here; a dead connection fails when used.
+func connDead(net.Conn) bool { return false }
