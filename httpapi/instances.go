@@ -328,7 +328,7 @@ func (s *Server) serveInstanceProxy(ctx *fasthttp.RequestCtx, rt route) {
 	if s.abandoned(ctx, &proxyCall{instance: name, start: start}, waited, release) {
 		return
 	}
-	s.forward(ctx, proxyCall{
+	s.forwardStream(ctx, proxyCall{
 		addr: addr, path: upstreamPath(ctx.URI().PathOriginal(), rt.prefix, rt.rest), instance: name, apiKey: s.instanceKey(name),
 		release: release, start: start,
 	})

@@ -221,7 +221,6 @@ func TestKeepAliveClosedWithoutNotice(t *testing.T) {
 func TestUpstreamStatus(t *testing.T) {
 	for err, want := range map[error]int{
 		errNoFreeConn:                    503,
-		fasthttp.ErrNoFreeConns:          503,
 		fasthttp.ErrTimeout:              504,
 		fmt.Errorf("dial: %w", io.EOF):   502,
 		errors.New("connection refused"): 502,

@@ -3,9 +3,7 @@ package httpapi
 import (
 	"bytes"
 	"errors"
-	"io"
 	"iter"
-	"math/bits"
 	"net"
 	"strconv"
 	"sync"
@@ -18,22 +16,19 @@ import (
 	"llamactl/internal/jsonlog"
 )
 
-// upstreams caches one fasthttp.HostClient per llama-server address.
+// upstreams holds the connections to llama-server processes, by address.
 //
 // Real llama-server closes the connection after every streamed (chunked)
-// response although it announced keep-alive. Two rules keep that from
-// failing requests: a connection that carried a chunked response is never
-// pooled again (relay.CloseWithError), and a request that failed on a
-// connection before any response byte arrived is retried on another one
-// (retryUnanswered) — it never reached a model, so the retry is safe even
-// for POST. Streamed /v1 requests bypass the pool: each takes a connection
-// of its own, pre-dialed where possible (spare.go), under the same retry
-// rule.
+// response although it announced keep-alive. So /v1 requests answered
+// whole use a keep-alive pool (connPool) that never reuses a connection
+// after a chunked answer and sends a request again, once, when a reused
+// connection fails before any answer byte; streamed /v1 requests and the
+// passthrough take a connection each, pre-dialed where possible
+// (spare.go), and ask for it to be closed.
 type upstreams struct {
-	cfg     Config
-	clients cowMap[*fasthttp.HostClient] // by addr, for the passthrough
-	pools   cowMap[*connPool]            // by addr, for forwardWhole
-	spares  sync.Map                     // addr -> *spare, see streamConn
+	cfg    Config
+	pools  cowMap[*connPool] // by addr, for forwardWhole
+	spares sync.Map          // addr -> *spare, see streamConn
 	// spareIdle overrides the const spareIdle (tests); set before use.
 	spareIdle time.Duration
 }
@@ -54,29 +49,6 @@ func (u *upstreams) pool(addr string) *connPool {
 // its upstream when MaxConnsPerUpstream are busy.
 const maxConnWait = 30 * time.Second
 
-// client returns the cached client for addr.
-func (u *upstreams) client(addr string) *fasthttp.HostClient {
-	if c, ok := u.clients.Load(addr); ok {
-		return c
-	}
-	c := &fasthttp.HostClient{
-		Addr:                      addr,
-		NoDefaultUserAgentHeader:  true,
-		MaxConns:                  u.cfg.MaxConnsPerUpstream,
-		MaxConnWaitTimeout:        maxConnWait,
-		MaxIdleConnDuration:       u.cfg.UpstreamIdleTimeout,
-		ReadBufferSize:            16 << 10,
-		WriteBufferSize:           16 << 10,
-		DisablePathNormalizing:    true,
-		MaxIdemponentCallAttempts: 3,
-		RetryIfErr:                retryUnanswered,
-		// Upstreams are host:port of local processes: a plain dialer, no
-		// DNS cache (and no cache-cleaning goroutine outliving the server).
-		Dial: dialUpstream,
-	}
-	return u.clients.LoadOrStore(addr, c)
-}
-
 // upstreamDialer dials llama-server children, which run on this host: a
 // dead one resets its connections at once, so TCP keep-alive probes would
 // only cost four setsockopt calls per connection (one per stream).
@@ -86,46 +58,11 @@ func dialUpstream(addr string) (net.Conn, error) { return upstreamDialer.Dial("t
 
 // closeIdle closes every pooled idle upstream connection and every spare.
 func (u *upstreams) closeIdle() {
-	u.clients.Range(func(_ string, c *fasthttp.HostClient) bool {
-		c.CloseIdleConnections()
-		return true
-	})
 	u.pools.Range(func(_ string, p *connPool) bool {
 		p.closeIdle()
 		return true
 	})
 	u.closeSpares()
-}
-
-// retryUnanswered retries a request whose connection was closed or reset
-// before the first response byte: the typical fate of a pooled keep-alive
-// connection the upstream has already closed.
-//
-// An attempt that failed so may have reached a process that then died
-// (the request may be what killed it): the request is marked, so that a
-// refused connection on the next attempt is not taken for one that never
-// reached any process (see sentOnce).
-func retryUnanswered(req *fasthttp.Request, attempts int, err error) (resetTimeout, retry bool) {
-	triedReqs.Store(req, struct{}{})
-	if attempts >= 3 {
-		return false, false
-	}
-	return false, errors.Is(err, io.EOF) || errors.Is(err, fasthttp.ErrConnectionClosed) ||
-		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
-}
-
-// triedReqs holds the requests an attempt failed for after its connection
-// was up (retryUnanswered saw them). Only the error paths touch it.
-var triedReqs sync.Map // *fasthttp.Request -> struct{}
-
-// sentOnce tells whether a failed Do of req may have delivered it to a
-// process, and forgets the mark. It is asked only after a failure; a mark
-// left by a request that succeeded on a retry is forgotten at the next
-// failure of the same (pooled) request, and keeps at most that one from
-// being sent again.
-func sentOnce(req *fasthttp.Request) bool {
-	_, tried := triedReqs.LoadAndDelete(req)
-	return tried
 }
 
 // upstreamStatus is the status of a request its upstream did not answer:
@@ -135,7 +72,7 @@ func upstreamStatus(err error) int {
 	switch {
 	case isTimeout(err):
 		return fasthttp.StatusGatewayTimeout
-	case errors.Is(err, errNoFreeConn), errors.Is(err, fasthttp.ErrNoFreeConns):
+	case errors.Is(err, errNoFreeConn):
 		return fasthttp.StatusServiceUnavailable
 	}
 	return fasthttp.StatusBadGateway
@@ -157,45 +94,6 @@ var dropRequestHeaders = [][]byte{
 	// has nothing to confirm.
 	[]byte(fasthttp.HeaderExpect),
 }
-
-// dropHeaders deletes dropRequestHeaders from h. One pass finds which are
-// present (usually none but Authorization), so the common request costs
-// one scan rather than a lookup per dropped name.
-func dropHeaders(h *fasthttp.RequestHeader) {
-	found := droppedPresent(h)
-	if found&(1<<trailerIndex) != 0 {
-		// Trailer fields (of a chunked request body) are not among All's
-		// headers, and deleting Trailer turns them into headers: look
-		// again, so that a credential sent as a trailer is found.
-		h.Del(fasthttp.HeaderTrailer)
-		found = droppedPresent(h)
-	}
-	if found&(1<<connectionIndex) != 0 {
-		// Headers the client names in Connection are hop-by-hop too.
-		var buf [64]byte
-		if listed := namesInConnection(buf[:0], h.All()); listed != nil {
-			var names [][]byte
-			for k := range h.All() {
-				if isListed(listed, k) {
-					names = append(names, bytes.Clone(k))
-				}
-			}
-			h.DisableNormalizing()
-			for _, k := range names {
-				h.DelBytes(k)
-			}
-			h.EnableNormalizing()
-		}
-	}
-	for i, d := range dropRequestHeaders {
-		if found&(1<<i) != 0 {
-			h.DelBytes(d)
-		}
-	}
-}
-
-// connectionIndex is Connection's place in dropRequestHeaders.
-const connectionIndex = 2
 
 // nextListed returns the first header name the Connection header value v
 // lists (RFC 9110 7.6.1: hop-by-hop, not forwarded), nil if none, and the
@@ -220,32 +118,6 @@ func nextListed(v []byte) (name, rest []byte) {
 	}
 	return nil, nil
 }
-
-// trailerIndex is Trailer's place in dropRequestHeaders (checked by
-// TestCleanResponseHeaders).
-const trailerIndex = 7
-
-// droppedPresent returns a bit set of the dropRequestHeaders present in h
-// (there are fewer than 32).
-func droppedPresent(h *fasthttp.RequestHeader) uint32 {
-	var found uint32
-	for k := range h.All() {
-		if len(k) >= len(droppedByLen) {
-			continue
-		}
-		for c := droppedByLen[len(k)]; c != 0; c &= c - 1 {
-			if i := bits.TrailingZeros32(c); bytes.EqualFold(k, dropRequestHeaders[i]) {
-				found |= 1 << i
-				break
-			}
-		}
-	}
-	return found
-}
-
-// droppedByLen[n] is the bit set of the dropRequestHeaders n bytes long,
-// so that a header is compared only with names of its length.
-var droppedByLen = namesByLen(dropRequestHeaders)
 
 // namesByLen returns, by length, the bit sets of the names of that length
 // (there are fewer than 32 names, shorter than 32 bytes).
@@ -458,77 +330,6 @@ func cleanResponseHeaders(h *fasthttp.ResponseHeader) {
 	}
 }
 
-// forward sends the incoming request to pc.addr and relays the response.
-// The body is forwarded byte for byte; the response body is streamed to
-// the client as it arrives (each upstream chunk is flushed at once) by the
-// server goroutine itself, without an extra goroutine. If the client goes
-// away the upstream connection is closed, which cancels the generation.
-func (s *Server) forward(ctx *fasthttp.RequestCtx, pc proxyCall) {
-	req := fasthttp.AcquireRequest()
-	ctx.Request.Header.CopyTo(&req.Header)
-	dropHeaders(&req.Header)
-	req.Header.ResetConnectionClose()
-	if pc.apiKey != "" {
-		req.Header.Set(fasthttp.HeaderAuthorization, "Bearer "+pc.apiKey)
-	}
-	bp := uriPool.Get().(*[]byte)
-	uri := append((*bp)[:0], pc.path...)
-	if q := ctx.URI().QueryString(); len(q) > 0 {
-		uri = append(uri, '?')
-		uri = append(uri, q...)
-	}
-	req.SetRequestURIBytes(uri)
-	*bp = uri
-	uriPool.Put(bp)
-	req.Header.SetHost(pc.addr)
-	req.SetBodyRaw(ctx.Request.Body())
-	if s.cfg.ProxyTimeout > 0 {
-		req.SetTimeout(s.cfg.ProxyTimeout)
-	}
-
-	resp := fasthttp.AcquireResponse()
-	resp.StreamBody = true
-	err := s.ups.client(pc.addr).Do(req, resp)
-	for try := 0; refused(err) && !sentOnce(req) && s.reacquire(&pc, try); try++ {
-		req.Header.SetHost(pc.addr)
-		err = s.ups.client(pc.addr).Do(req, resp)
-	}
-	if err != nil {
-		sentOnce(req) // forget the mark, if any
-	}
-	fasthttp.ReleaseRequest(req)
-	if err != nil {
-		fasthttp.ReleaseResponse(resp)
-		pc.release()
-		status := upstreamStatus(err)
-		writeError(ctx, status, "instance "+pc.instance+" did not answer: "+err.Error(), nil)
-		s.accessLog(ctx, &pc, status, int64(len(ctx.Response.Body())), err)
-		return
-	}
-
-	ctx.SetStatusCode(resp.StatusCode())
-	copyResponseHeaders(&ctx.Response.Header, &resp.Header)
-	body := resp.BodyStream()
-	if body == nil {
-		ctx.SetBody(resp.Body())
-		n := len(resp.Body())
-		fasthttp.ReleaseResponse(resp)
-		pc.release()
-		s.accessLog(ctx, &pc, ctx.Response.StatusCode(), int64(n), nil)
-		return
-	}
-	r := relayPool.Get().(*relay)
-	*r = relay{s: s, ctx: ctx, up: resp, body: body, pc: pc}
-	cl := resp.Header.ContentLength()
-	if cl < 0 {
-		// Chunked (an SSE stream) or delimited by close: relay as chunked,
-		// and never pool this upstream connection again.
-		r.streamed = true
-		cl = -1
-	}
-	ctx.Response.SetBodyStream(r, cl)
-}
-
 // copyResponseHeaders copies upstream headers except hop-by-hop ones, the
 // framing (set anew for the client) and CORS (ours, if any).
 func copyResponseHeaders(dst *fasthttp.ResponseHeader, src *fasthttp.ResponseHeader) {
@@ -650,48 +451,6 @@ func foldEq(k []byte, name string) bool {
 		}
 	}
 	return true
-}
-
-// relay is the client-facing body stream of a proxied response. The
-// fasthttp server goroutine reads it and writes each read as one flushed
-// chunk, then calls CloseWithError, which ends the upstream side.
-type relay struct {
-	s        *Server
-	ctx      *fasthttp.RequestCtx
-	up       *fasthttp.Response
-	body     io.Reader
-	pc       proxyCall
-	n        int64
-	streamed bool
-}
-
-var relayPool = sync.Pool{New: func() any { return new(relay) }}
-
-func (r *relay) Read(p []byte) (int, error) {
-	n, err := r.body.Read(p)
-	r.n += int64(n)
-	if r.streamed && n > 0 {
-		// A stream may outlast WriteTimeout; give every chunk its own.
-		_ = r.ctx.SetWriteDeadline(time.Now().Add(r.s.cfg.WriteTimeout))
-	}
-	return n, err
-}
-
-// CloseWithError ends the relay: err is the client-side write error, if
-// any. A streamed or abandoned upstream connection is closed, not pooled.
-func (r *relay) CloseWithError(err error) error {
-	if r.streamed || err != nil {
-		r.up.SetConnectionClose()
-	}
-	if c, ok := r.body.(fasthttp.ReadCloserWithError); ok {
-		_ = c.CloseWithError(err)
-	}
-	fasthttp.ReleaseResponse(r.up)
-	r.pc.release()
-	r.s.accessLog(r.ctx, &r.pc, r.ctx.Response.StatusCode(), r.n, err)
-	*r = relay{}
-	relayPool.Put(r)
-	return nil
 }
 
 // accessLog writes the info line of one proxied request.

@@ -448,12 +448,16 @@ func TestAcquireWaitsBounded(t *testing.T) {
 // upstream is still processing the prompt (no response byte yet) cancels
 // the upstream request.
 func TestClientGoneBeforeFirstByte(t *testing.T) {
-	for _, body := range []string{`{"model":"s","stream":true}`, `{"model":"s"}`} {
-		t.Run(body, func(t *testing.T) { clientGoneBeforeFirstByte(t, body) })
+	for _, c := range []struct{ path, body string }{
+		{"/v1/chat/completions", `{"model":"s","stream":true}`},
+		{"/v1/chat/completions", `{"model":"s"}`},
+		{"/api/v1/instances/s/proxy/completion", `{"prompt":"hi"}`},
+	} {
+		t.Run(c.path+" "+c.body, func(t *testing.T) { clientGoneBeforeFirstByte(t, c.path, c.body) })
 	}
 }
 
-func clientGoneBeforeFirstByte(t *testing.T, body string) {
+func clientGoneBeforeFirstByte(t *testing.T, path, body string) {
 	cancelled := make(chan struct{})
 	stop := make(chan struct{})
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -475,7 +479,7 @@ func clientGoneBeforeFirstByte(t *testing.T, body string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fmt.Fprintf(conn, "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
+	fmt.Fprintf(conn, "POST %s HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", path, len(body), body)
 	waitFor(t, "acquire", func() bool { return r.inFlight.Load() == 1 })
 	time.Sleep(2 * watchAfter) // the generation is under way
 	conn.Close()

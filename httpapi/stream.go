@@ -159,8 +159,12 @@ func (s *Server) streamFailed(ctx *fasthttp.RequestCtx, pc *proxyCall, conn net.
 	}
 	pc.release()
 	status := upstreamStatus(err)
-	writeOpenAIError(ctx, status, typeServer, "upstream_error", "",
-		"instance "+pc.instance+" did not answer: "+err.Error())
+	msg := "instance " + pc.instance + " did not answer: " + err.Error()
+	if isOpenAIPath(string(ctx.Path())) {
+		writeOpenAIError(ctx, status, typeServer, "upstream_error", "", msg)
+	} else {
+		writeError(ctx, status, msg, nil)
+	}
 	s.accessLog(ctx, pc, status, int64(len(ctx.Response.Body())), err)
 }
 
