@@ -78,6 +78,18 @@ func (u *upstreams) streamConn(addr string) (conn net.Conn, reused bool, err err
 	return c, false, err
 }
 
+// liveConn is streamConn with a pre-dialed connection looked at first
+// (one syscall, no wait): one closed meanwhile (its process died, say) is
+// replaced by a new dial before anything is sent on it.
+func (u *upstreams) liveConn(addr string) (net.Conn, error) {
+	c, reused, err := u.streamConn(addr)
+	if err != nil || !reused || !connDead(c) {
+		return c, err
+	}
+	_ = c.Close()
+	return dialUpstream(addr)
+}
+
 // run dials a spare whenever one is wanted and none is held, until the
 // slot is closed or spareIdle passes without a stream; then it closes the
 // spare it holds.

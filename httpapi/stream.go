@@ -3,6 +3,7 @@ package httpapi
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"io"
 	"math/bits"
 	"net"
@@ -16,16 +17,19 @@ import (
 // forwardStream proxies a request that asked for a streamed answer
 // ("stream": true). llama-server closes the connection after every
 // streamed response, so such a request never uses a pooled connection: it
-// gets a fresh one (pre-dialed if possible, see streamConn; one that turns
-// out closed before answering is replaced by a new dial and the request
-// sent again), says "Connection: close", and the answer's chunks are
-// decoded here so that chunks already received leave in one write and one
-// flush (chunkReader) while a lone chunk is relayed at once. The request
-// goes out in a single writev (headers and the untouched body).
+// gets a fresh one (pre-dialed if possible, see liveConn), says
+// "Connection: close", and the answer's chunks are decoded here so that
+// chunks already received leave in one write and one flush (chunkReader)
+// while a lone chunk is relayed at once. The request goes out in a single
+// writev (headers and the untouched body). The instance passthrough goes
+// this way too, whatever its answer.
 func (s *Server) forwardStream(ctx *fasthttp.RequestCtx, pc proxyCall) {
-	conn, reused, err := s.ups.streamConn(pc.addr)
+	conn, err := s.ups.liveConn(pc.addr)
+	// Refused: the process is gone (it crashed), and the request has not
+	// been sent: wait for the restart. A request that fails once sent is
+	// not sent again: it may have reached a process, and be what killed it.
 	for try := 0; refused(err) && s.reacquire(&pc, try); try++ {
-		conn, reused, err = s.ups.streamConn(pc.addr)
+		conn, err = s.ups.liveConn(pc.addr)
 	}
 	if err != nil {
 		s.streamFailed(ctx, &pc, nil, err)
@@ -38,52 +42,31 @@ func (s *Server) forwardStream(ctx *fasthttp.RequestCtx, pc proxyCall) {
 	hb := uriPool.Get().(*[]byte)
 	head := appendRequestHead((*hb)[:0], ctx, &pc, false)
 	r := streamPool.Get().(*streamRelay)
-	r.s, r.ctx, r.pc = s, ctx, pc
+	r.s, r.ctx, r.pc, r.conn = s, ctx, pc, conn
+	if r.br == nil {
+		r.br = bufio.NewReaderSize(conn, 16<<10)
+	} else {
+		r.br.Reset(conn)
+	}
 	gone := false // the client hung up while the answer was awaited
-	for {
-		r.conn = conn
-		if r.br == nil {
-			r.br = bufio.NewReaderSize(conn, 16<<10)
-		} else {
-			r.br.Reset(conn)
-		}
-		err = r.send(head, deadline)
-		if err == nil {
-			gone, err = r.awaitAnswer(ctx, deadline)
-		}
-		if err == nil || gone || !reused || !staleConn(err) {
-			break
-		}
-		// The pre-dialed connection was closed by the upstream before
-		// it answered: the request never reached the model. Dial anew.
-		_ = conn.Close()
-		reused = false
-		conn, err = dialUpstream(pc.addr)
-		// The process is gone too (it crashed): wait for the restart.
-		for try := 0; refused(err) && s.reacquire(&pc, try); try++ {
-			conn, err = dialUpstream(pc.addr)
-		}
-		r.pc = pc
-		if err != nil {
-			r.conn = nil
-			break
-		}
+	err = r.send(head, deadline)
+	if err == nil {
+		gone, err = r.awaitAnswer(ctx, deadline)
 	}
 	*hb = head
 	uriPool.Put(hb)
 	if err == nil {
-		err = r.h.Read(r.br)
+		err = r.readHeader()
 	}
 	if err != nil {
-		c := r.conn
 		r.reset()
 		if gone {
-			_ = c.Close()
+			_ = conn.Close()
 			pc.release()
 			s.clientLeft(ctx, &pc, "client went away while the instance answered")
 			return
 		}
-		s.streamFailed(ctx, &pc, c, err)
+		s.streamFailed(ctx, &pc, conn, err)
 		return
 	}
 	ctx.SetStatusCode(r.h.StatusCode())
@@ -91,9 +74,13 @@ func (s *Server) forwardStream(ctx *fasthttp.RequestCtx, pc proxyCall) {
 	size := r.h.ContentLength()
 	switch {
 	case ctx.IsHead() || r.h.StatusCode() == fasthttp.StatusNoContent || r.h.StatusCode() == fasthttp.StatusNotModified:
-		size = 0
-		r.lr = io.LimitedReader{R: r.br, N: 0}
-		r.body = &r.lr
+		// No body: the answer ends here. A HEAD answer keeps the length
+		// the upstream gave (fasthttp sends no body for it).
+		if ctx.IsHead() && size >= 0 {
+			ctx.Response.Header.SetContentLength(size)
+		}
+		r.CloseWithError(nil)
+		return
 	case size >= 0:
 		r.lr = io.LimitedReader{R: r.br, N: int64(size)}
 		r.body = &r.lr
@@ -105,6 +92,25 @@ func (s *Server) forwardStream(ctx *fasthttp.RequestCtx, pc proxyCall) {
 		r.body = r.br
 	}
 	ctx.Response.SetBodyStream(r, size)
+}
+
+// maxInterim bounds the interim (1xx) answers skipped before the final one.
+const maxInterim = 8
+
+// readHeader reads the head of the final answer, skipping interim ones
+// (100 Continue, 103 Early Hints): the client gets only the final answer.
+func (r *streamRelay) readHeader() error {
+	for n := 0; ; n++ {
+		if err := r.h.Read(r.br); err != nil {
+			return err
+		}
+		if code := r.h.StatusCode(); code >= 200 || code < 100 || code == fasthttp.StatusSwitchingProtocols {
+			return nil
+		}
+		if n == maxInterim {
+			return errors.New("too many interim (1xx) answers")
+		}
+	}
 }
 
 // send writes the request (head, then the untouched body) in one writev.
