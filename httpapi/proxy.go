@@ -3,6 +3,7 @@ package httpapi
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"iter"
 	"net"
 	"strconv"
@@ -162,6 +163,7 @@ func (s *Server) forwardWhole(ctx *fasthttp.RequestCtx, pc proxyCall, id []byte)
 	var c *upConn
 	var err error
 	var gone, tried bool // tried: an attempt failed after it was sent
+	var sentErr error    // how it failed
 	for attempt := 1; ; attempt++ {
 		// The retry dials anew: the other idle connections are likely
 		// as stale as the one that failed.
@@ -175,6 +177,9 @@ func (s *Server) forwardWhole(ctx *fasthttp.RequestCtx, pc proxyCall, id []byte)
 			c, reused, err = s.ups.pool(pc.addr).get(attempt > 1, deadline)
 		}
 		if err != nil {
+			if sentErr != nil { // the first failure says more
+				err = fmt.Errorf("%w (sent again: %w)", sentErr, err)
+			}
 			break
 		}
 		if err = c.send(head, ctx.Request.Body(), deadline); err == nil {
@@ -183,7 +188,7 @@ func (s *Server) forwardWhole(ctx *fasthttp.RequestCtx, pc proxyCall, id []byte)
 			}
 		}
 		c.pool.discard(c)
-		c, tried = nil, true
+		c, tried, sentErr = nil, true, err
 		// Only a reused connection that fails as a stale one does is
 		// taken for closed before the request reached it, and only once.
 		if gone || !reused || attempt == 2 || !staleConn(err) {
