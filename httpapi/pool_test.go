@@ -104,21 +104,7 @@ func TestPoolBoundsConnections(t *testing.T) {
 // TestPoolWait: at max, get waits for a connection put back or a slot
 // freed, and gives up after waitFor.
 func TestPoolWait(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			t.Cleanup(func() { c.Close() })
-		}
-	}()
-	p := &connPool{addr: ln.Addr().String(), max: 1, idleFor: time.Minute, waitFor: 50 * time.Millisecond}
+	p := &connPool{addr: listenAndHold(t), max: 1, idleFor: time.Minute, waitFor: 50 * time.Millisecond}
 	t.Cleanup(p.closeIdle)
 	c1, reused, err := p.get(false, time.Time{})
 	if err != nil || reused {
@@ -181,32 +167,11 @@ func waitForWaiter(t *testing.T, p *connPool) {
 // costs no request: the request that finds its pooled connection closed
 // before any answer byte is sent again on a new one.
 func TestKeepAliveClosedWithoutNotice(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	t.Cleanup(func() { ln.Close(); wg.Wait() })
-	var served atomic.Int64
-	wg.Go(func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			wg.Go(func() {
-				defer c.Close()
-				req, err := http.ReadRequest(bufio.NewReader(c))
-				if err != nil {
-					return
-				}
-				_ = req.Body.Close()
-				served.Add(1)
-				fmt.Fprint(c, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}")
-			})
-		}
+	// rawUpstream answers one request a connection, then closes it.
+	addr, served := rawUpstream(t, func(*http.Request) string {
+		return "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}"
 	})
-	r := &routes{addrs: map[string]string{"m": ln.Addr().String()}}
+	r := &routes{addrs: map[string]string{"m": addr}}
 	ts := newTestServer(t, Config{UpstreamIdleTimeout: time.Minute}, proxyFleet(r), ServerInfo{})
 	for i := range 6 {
 		resp, body := ts.do(t, "POST", "/v1/chat/completions", []byte(`{"model":"m"}`), "Content-Type", "application/json")
@@ -408,30 +373,11 @@ func TestGoneJustAsAnswered(t *testing.T) {
 // closed after reading it (it crashed on it, say) is not sent again: it
 // reached a process.
 func TestFreshConnNotResent(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	t.Cleanup(func() { ln.Close(); wg.Wait() })
-	var got atomic.Int64
-	wg.Go(func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			wg.Go(func() {
-				defer c.Close()
-				if req, err := http.ReadRequest(bufio.NewReader(c)); err == nil {
-					_ = req.Body.Close()
-					got.Add(1)
-					time.Sleep(50 * time.Millisecond) // generating, then gone
-				}
-			})
-		}
+	addr, got := rawUpstream(t, func(*http.Request) string {
+		time.Sleep(50 * time.Millisecond) // generating, then gone
+		return ""
 	})
-	r := &routes{addrs: map[string]string{"m": ln.Addr().String()}}
+	r := &routes{addrs: map[string]string{"m": addr}}
 	ts := newTestServer(t, Config{}, proxyFleet(r), ServerInfo{})
 	resp, b := ts.do(t, "POST", "/v1/chat/completions", []byte(`{"model":"m"}`), "Content-Type", "application/json")
 	expect(t, resp, b, 502)

@@ -67,40 +67,50 @@ func clientGone(conn net.Conn) bool {
 	if cc, ok := conn.(*coarseConn); ok {
 		conn = cc.Conn
 	}
-	sc, ok := conn.(syscall.Conn)
-	if !ok {
-		return false
-	}
-	rc, err := sc.SyscallConn()
-	if err != nil {
-		return false
-	}
-	gone := false
-	_ = rc.Control(func(fd uintptr) {
-		var buf [1]byte
-		n, _, err := syscall.Recvfrom(int(fd), buf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-		gone = err == nil && n == 0 || err != nil && err != syscall.EAGAIN && err != syscall.EINTR
-	})
-	return gone
+	return peekSocket(conn) == sockClosed
 }
 
 // connDead tells whether an idle pooled connection is no use: its peer
 // closed or reset it, or sent bytes nobody asked for. Nothing is
 // consumed, and nothing waits.
 func connDead(conn net.Conn) bool {
+	st := peekSocket(conn)
+	return st == sockClosed || st == sockData
+}
+
+// sockState is what peekSocket saw.
+type sockState int
+
+const (
+	sockUnknown sockState = iota // no socket to look at
+	sockEmpty                    // nothing to read yet
+	sockData                     // bytes to read
+	sockClosed                   // EOF or a reset: the peer is gone
+)
+
+// peekSocket looks at what conn's socket holds, without consuming or
+// waiting.
+func peekSocket(conn net.Conn) sockState {
 	sc, ok := conn.(syscall.Conn)
 	if !ok {
-		return false
+		return sockUnknown
 	}
 	rc, err := sc.SyscallConn()
 	if err != nil {
-		return false
+		return sockUnknown
 	}
-	dead := false
+	st := sockUnknown
 	_ = rc.Control(func(fd uintptr) {
 		var buf [1]byte
-		_, _, err := syscall.Recvfrom(int(fd), buf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-		dead = err != syscall.EAGAIN && err != syscall.EINTR
+		n, _, err := syscall.Recvfrom(int(fd), buf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		switch {
+		case err == syscall.EAGAIN || err == syscall.EINTR:
+			st = sockEmpty
+		case err == nil && n > 0:
+			st = sockData
+		default:
+			st = sockClosed
+		}
 	})
-	return dead
+	return st
 }
