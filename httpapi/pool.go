@@ -64,8 +64,9 @@ const checkIdleAfter = time.Millisecond
 // asked, a new one. At max it waits at most waitFor, and not past the
 // deadline if there is one.
 func (p *connPool) get(fresh bool, deadline time.Time) (c *upConn, reused bool, err error) {
+	now := time.Now()
 	for {
-		c, err := p.take(fresh, deadline)
+		c, err := p.take(fresh, deadline, now)
 		switch {
 		case err != nil:
 			return nil, false, err
@@ -77,7 +78,7 @@ func (p *connPool) get(fresh bool, deadline time.Time) (c *upConn, reused bool, 
 			}
 			c = &upConn{Conn: conn, br: bufio.NewReaderSize(conn, 16<<10), pool: p}
 			return c, false, nil
-		case time.Since(c.used) >= checkIdleAfter && connDead(c.Conn):
+		case now.Sub(c.used) >= checkIdleAfter && connDead(c.Conn):
 			p.discard(c) // closed by the upstream: try the next one
 		default:
 			return c, true, nil
@@ -86,9 +87,8 @@ func (p *connPool) get(fresh bool, deadline time.Time) (c *upConn, reused bool, 
 }
 
 // take returns an idle connection to reuse, or nil for a slot to dial in
-// (counted in open), waiting for either at max.
-func (p *connPool) take(fresh bool, deadline time.Time) (c *upConn, err error) {
-	now := time.Now()
+// (counted in open), waiting for either at max. now is when get began.
+func (p *connPool) take(fresh bool, deadline, now time.Time) (c *upConn, err error) {
 	p.mu.Lock()
 	if n := len(p.idle); n > 0 && !fresh {
 		c = p.idle[n-1]
