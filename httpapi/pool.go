@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -30,23 +31,43 @@ type connPool struct {
 	open    int
 	waiters []chan *upConn // FIFO; a nil sent means "a slot is free: dial"
 	cleaner *time.Timer    // armed while idle connections are held
+	all     []*upConn      // every open connection, for scan
+	scanner *time.Timer    // runs scan while connections are open
 }
 
-// upConn is one pooled upstream connection, with its read buffer and the
-// timer that starts watching its client (see await).
+// upConn is one pooled upstream connection, with its read buffer and
+// what await needs to watch its client.
 type upConn struct {
 	net.Conn
 	br     *bufio.Reader
 	pool   *connPool
+	fd     int         // the socket's descriptor, for syscalls made while c is held; -1: none
+	slot   int         // index in pool.all; -1: not there
 	used   time.Time   // when it went idle
+	taken  time.Time   // when get handed it out
 	bufArr [2][]byte   // send's writev buffers, kept to spare an allocation
 	bufs   net.Buffers // over bufArr
 
-	// await's client watch: timer starts it, ran hands over its stop.
-	timer  *time.Timer
+	// await's client watch (see connPool.scan): since is when the wait
+	// for the answer began (nanoseconds after clockBase), 0 when there is
+	// none, and watching once the scan took it; ran hands over the
+	// watch's stop.
+	since  atomic.Int64
 	ran    chan func() bool
 	client net.Conn
 }
+
+// newUpConn wraps conn, a new connection of p's (nil p: of no pool).
+func newUpConn(conn net.Conn, p *connPool) *upConn {
+	return &upConn{Conn: conn, br: bufio.NewReaderSize(conn, 16<<10), pool: p, fd: socketFD(conn), slot: -1,
+		ran: make(chan func() bool, 1)}
+}
+
+// watching is upConn.since once a scan started watching its client.
+const watching = -1
+
+// clockBase is the origin of upConn.since.
+var clockBase = time.Now()
 
 // errNoFreeConn answers a request that found maxConns connections busy
 // for waitFor.
@@ -76,11 +97,18 @@ func (p *connPool) get(fresh bool, deadline time.Time) (c *upConn, reused bool, 
 				p.freeSlots(1)
 				return nil, false, err
 			}
-			c = &upConn{Conn: conn, br: bufio.NewReaderSize(conn, 16<<10), pool: p}
+			c = newUpConn(conn, p)
+			c.taken = now
+			p.mu.Lock()
+			p.trackLocked(c)
+			p.mu.Unlock()
 			return c, false, nil
-		case now.Sub(c.used) >= checkIdleAfter && connDead(c.Conn):
+		case now.Sub(c.used) >= checkIdleAfter && c.dead():
 			p.discard(c) // closed by the upstream: try the next one
 		default:
+			// A connection handed over after a wait counts from the
+			// start of get: its client may be watched a little sooner.
+			c.taken = now
 			return c, true, nil
 		}
 	}
@@ -102,6 +130,7 @@ func (p *connPool) take(fresh bool, deadline, now time.Time) (c *upConn, err err
 		// One slot is kept to dial in; the rest are freed.
 		stale := p.idle
 		p.idle = nil
+		p.untrackLocked(stale...)
 		hand := p.freeSlotsLocked(len(stale) - 1)
 		p.mu.Unlock()
 		closeAll(stale)
@@ -116,6 +145,7 @@ func (p *connPool) take(fresh bool, deadline, now time.Time) (c *upConn, err err
 	if len(p.idle) > 0 { // fresh: dial in the slot of the oldest idle one
 		old := p.idle[0]
 		p.idle = append(p.idle[:0], p.idle[1:]...)
+		p.untrackLocked(old)
 		p.mu.Unlock()
 		_ = old.Conn.Close()
 		return nil, nil
@@ -134,6 +164,9 @@ func (p *connPool) take(fresh bool, deadline, now time.Time) (c *upConn, err err
 	case c == nil:
 		return nil, nil // a slot was handed over
 	case fresh:
+		p.mu.Lock()
+		p.untrackLocked(c)
+		p.mu.Unlock()
 		_ = c.Conn.Close() // dial anew in its slot
 		return nil, nil
 	}
@@ -188,7 +221,64 @@ func (p *connPool) put(c *upConn) {
 // discard closes c and frees its slot.
 func (p *connPool) discard(c *upConn) {
 	_ = c.Conn.Close()
-	p.freeSlots(1)
+	p.mu.Lock()
+	p.untrackLocked(c)
+	hand := p.freeSlotsLocked(1)
+	p.mu.Unlock()
+	handSlots(hand)
+}
+
+// trackLocked adds c, just dialed, to p.all, and arms the scan.
+func (p *connPool) trackLocked(c *upConn) {
+	c.slot = len(p.all)
+	p.all = append(p.all, c)
+	if p.scanner == nil {
+		p.scanner = time.AfterFunc(scanEvery, p.scan)
+	}
+}
+
+// untrackLocked removes cs, about to be closed, from p.all.
+func (p *connPool) untrackLocked(cs ...*upConn) {
+	for _, c := range cs {
+		i := c.slot
+		if i < 0 || i >= len(p.all) || p.all[i] != c {
+			continue
+		}
+		last := len(p.all) - 1
+		p.all[i] = p.all[last]
+		p.all[i].slot = i
+		p.all[last] = nil
+		p.all = p.all[:last]
+		c.slot = -1
+	}
+}
+
+// scanEvery is how often scan runs while connections are open: a client
+// is watched from watchAfter to watchAfter+scanEvery into the wait.
+const scanEvery = 10 * time.Millisecond
+
+// scan starts watching the clients of requests that have waited
+// watchAfter or more for their answer (see await). One timer for the
+// pool spares every request a timer of its own: a quick answer costs two
+// atomic operations. It runs again while connections are open.
+func (p *connPool) scan() {
+	now := int64(time.Since(clockBase))
+	var due []*upConn
+	p.mu.Lock()
+	for _, c := range p.all {
+		if s := c.since.Load(); s > 0 && now-s >= int64(watchAfter) && c.since.CompareAndSwap(s, watching) {
+			due = append(due, c)
+		}
+	}
+	if len(p.all) > 0 {
+		p.scanner.Reset(scanEvery)
+	} else {
+		p.scanner = nil
+	}
+	p.mu.Unlock()
+	for _, c := range due {
+		c.ran <- watchClientGone(c.client, c.Conn)
+	}
 }
 
 // freeSlots frees n slots whose connections are gone (or were never
@@ -238,6 +328,7 @@ func (p *connPool) clean() {
 	old := make([]*upConn, n)
 	copy(old, p.idle)
 	p.idle = append(p.idle[:0], p.idle[n:]...)
+	p.untrackLocked(old...)
 	hand := p.freeSlotsLocked(n)
 	if len(p.idle) > 0 {
 		p.cleaner.Reset(p.idle[0].used.Add(p.idleFor).Sub(now))
@@ -254,6 +345,7 @@ func (p *connPool) closeIdle() {
 	p.mu.Lock()
 	idle := p.idle
 	p.idle = nil
+	p.untrackLocked(idle...)
 	hand := p.freeSlotsLocked(len(idle))
 	if p.cleaner != nil {
 		p.cleaner.Stop()
@@ -265,38 +357,57 @@ func (p *connPool) closeIdle() {
 }
 
 // send writes the request head and body in one writev. deadline (zero:
-// none) bounds the whole exchange.
+// none) bounds the whole exchange. The writev is made on the socket
+// itself first (no poller bookkeeping: the socket has room for a request
+// as a rule); what it could not take goes through the connection, which
+// waits for room and reports the error, if any.
 func (c *upConn) send(head, body []byte, deadline time.Time) error {
 	if !deadline.IsZero() {
 		_ = c.SetDeadline(deadline)
 	}
-	c.bufArr = [2][]byte{head, body}
+	n := 0
+	if c.fd >= 0 {
+		n = writevFD(c.fd, head, body)
+	}
+	if n == len(head)+len(body) {
+		return nil
+	}
+	if n < len(head) {
+		c.bufArr = [2][]byte{head[n:], body}
+	} else {
+		c.bufArr = [2][]byte{body[n-len(head):]}
+	}
 	c.bufs = c.bufArr[:]
 	_, err := c.bufs.WriteTo(c.Conn) // consumes c.bufs, not the array
 	c.bufArr = [2][]byte{}
 	return err
 }
 
+// dead tells whether c, idle until now, is no use (see connDead).
+func (c *upConn) dead() bool {
+	if c.fd >= 0 {
+		return fdDead(c.fd)
+	}
+	return connDead(c.Conn)
+}
+
 // await waits for the first byte of the answer, consuming nothing. If it
-// takes watchAfter or more (a long generation), the client connection is
-// watched meanwhile: a client that hangs up closes c, which cancels the
-// generation, and gone is then true. A quick answer costs a timer reset.
+// takes watchAfter or more (a long generation), the pool's scan watches
+// the client connection meanwhile: a client that hangs up closes c,
+// which cancels the generation, and gone is then true.
 func (c *upConn) await(client net.Conn) (gone bool, err error) {
 	c.client = client
-	if c.timer == nil {
-		c.ran = make(chan func() bool, 1)
-		c.timer = time.AfterFunc(watchAfter, c.watch)
-	} else {
-		c.timer.Reset(watchAfter)
-	}
+	start := max(int64(c.taken.Sub(clockBase)), 1)
+	c.since.Store(start)
 	_, err = c.br.Peek(1)
-	if c.timer.Stop() {
+	if c.since.CompareAndSwap(start, 0) {
 		c.client = nil
 		return false, err
 	}
 	// The watch has started: wait for it to be set up (so that none is
 	// left over for the next request), then end it.
 	stop := <-c.ran
+	c.since.Store(0)
 	c.client = nil
 	if gone = stop(); gone && err == nil {
 		err = errClientGone // answered, but c is closed
@@ -306,6 +417,3 @@ func (c *upConn) await(client net.Conn) (gone bool, err error) {
 
 // errClientGone is the error of a request whose client hung up.
 var errClientGone = errors.New("client went away")
-
-// watch starts watching the client of the request awaited on c.
-func (c *upConn) watch() { c.ran <- watchClientGone(c.client, c.Conn) }

@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -289,8 +290,8 @@ func TestPoolCounting(t *testing.T) {
 	p.closeIdle()
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.open != 0 || len(p.waiters) != 0 {
-		t.Fatalf("open %d, waiters %d after every connection came back", p.open, len(p.waiters))
+	if p.open != 0 || len(p.waiters) != 0 || len(p.all) != 0 {
+		t.Fatalf("open %d, waiters %d, tracked %d after every connection came back", p.open, len(p.waiters), len(p.all))
 	}
 }
 
@@ -301,10 +302,64 @@ func TestSendAllocatesNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	c := &upConn{Conn: conn}
+	c := newUpConn(conn, nil)
 	head, body := []byte("POST / HTTP/1.1\r\n\r\n"), []byte("{}")
 	if n := testing.AllocsPerRun(50, func() { _ = c.send(head, body, time.Time{}) }); n != 0 {
 		t.Fatalf("%v allocations per send", n)
+	}
+}
+
+// TestSendLargeBody: a body larger than the socket takes at once goes out
+// whole and in order (the rest of the first writev goes through the
+// connection), and one the upstream does not read fails at the deadline.
+func TestSendLargeBody(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	head := []byte("POST / HTTP/1.1\r\nContent-Length: 8388608\r\n\r\n")
+	body := make([]byte, 8<<20)
+	for i := range body {
+		body[i] = byte(i * 7)
+	}
+	got := make(chan []byte, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			got <- nil
+			return
+		}
+		defer c.Close()
+		time.Sleep(50 * time.Millisecond) // let the socket buffers fill
+		b, _ := io.ReadAll(io.LimitReader(c, int64(len(head)+len(body))))
+		got <- b
+	}()
+	conn, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	c := newUpConn(conn, nil)
+	if err := c.send(head, body, time.Now().Add(10*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if b := <-got; !bytes.Equal(b, append(head, body...)) {
+		t.Fatalf("upstream got %d bytes, not the %d sent in order", len(b), len(head)+len(body))
+	}
+
+	stuck, err := net.Dial("tcp", listenAndHold(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stuck.Close()
+	c = newUpConn(stuck, nil)
+	start := time.Now()
+	if err := c.send(head, body, time.Now().Add(200*time.Millisecond)); !isTimeout(err) {
+		t.Fatalf("send to an upstream that reads nothing: %v, want a timeout", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("send took %v past its deadline", d)
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+	"unsafe"
 )
 
 // watchClientGone closes upstream if the client hangs up while the proxy
@@ -100,17 +101,68 @@ func peekSocket(conn net.Conn) sockState {
 		return sockUnknown
 	}
 	st := sockUnknown
-	_ = rc.Control(func(fd uintptr) {
-		var buf [1]byte
-		n, _, err := syscall.Recvfrom(int(fd), buf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-		switch {
-		case err == syscall.EAGAIN || err == syscall.EINTR:
-			st = sockEmpty
-		case err == nil && n > 0:
-			st = sockData
-		default:
-			st = sockClosed
-		}
-	})
+	_ = rc.Control(func(fd uintptr) { st = peekFD(int(fd)) })
 	return st
+}
+
+// peekFD is peekSocket on a socket's descriptor.
+func peekFD(fd int) sockState {
+	var buf [1]byte
+	n, _, e := syscall.RawSyscall6(syscall.SYS_RECVFROM, uintptr(fd), uintptr(unsafe.Pointer(&buf[0])), 1,
+		syscall.MSG_PEEK|syscall.MSG_DONTWAIT, 0, 0)
+	switch {
+	case e == syscall.EAGAIN || e == syscall.EINTR:
+		return sockEmpty
+	case e == 0 && n > 0:
+		return sockData
+	}
+	return sockClosed
+}
+
+// fdDead is connDead on the descriptor of a connection the caller holds
+// open.
+func fdDead(fd int) bool {
+	st := peekFD(fd)
+	return st == sockClosed || st == sockData
+}
+
+// socketFD returns conn's descriptor, or -1. It stays conn's until conn
+// is closed: syscalls on it are for whoever holds conn open.
+func socketFD(conn net.Conn) int {
+	sc, ok := conn.(syscall.Conn)
+	if !ok {
+		return -1
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return -1
+	}
+	fd := -1
+	_ = rc.Control(func(f uintptr) { fd = int(f) })
+	return fd
+}
+
+// writevFD writes a and b to the non-blocking socket fd in one writev,
+// without waiting: it returns how many bytes went, 0 on any error (the
+// caller writes the rest through the connection, which waits for room
+// and reports errors). A raw syscall: it does not block, and the
+// scheduler need not hand the thread's P over meanwhile.
+func writevFD(fd int, a, b []byte) int {
+	var iov [2]syscall.Iovec
+	cnt := 0
+	for _, p := range [2][]byte{a, b} {
+		if len(p) > 0 {
+			iov[cnt].Base = &p[0]
+			iov[cnt].SetLen(len(p))
+			cnt++
+		}
+	}
+	if cnt == 0 {
+		return 0
+	}
+	n, _, e := syscall.RawSyscall(syscall.SYS_WRITEV, uintptr(fd), uintptr(unsafe.Pointer(&iov[0])), uintptr(cnt))
+	if e != 0 {
+		return 0
+	}
+	return int(n)
 }
