@@ -32,7 +32,9 @@ type connPool struct {
 	waiters []chan *upConn // FIFO; a nil sent means "a slot is free: dial"
 	cleaner *time.Timer    // armed while idle connections are held
 	all     []*upConn      // every open connection, for scan
-	scanner *time.Timer    // runs scan while connections are open
+	scanner *time.Timer    // runs scan while requests await their answer
+
+	scanning atomic.Bool // a scan is scheduled (see armScan)
 }
 
 // upConn is one pooled upstream connection, with its read buffer and
@@ -41,10 +43,10 @@ type upConn struct {
 	net.Conn
 	br     *bufio.Reader
 	pool   *connPool
-	fd     int         // the socket's descriptor, for syscalls made while c is held; -1: none
+	peek   *peeker     // for dead
 	slot   int         // index in pool.all; -1: not there
 	used   time.Time   // when it went idle
-	taken  time.Time   // when get handed it out
+	taken  time.Time   // when take handed it out, or when get dialed it
 	bufArr [2][]byte   // send's writev buffers, kept to spare an allocation
 	bufs   net.Buffers // over bufArr
 
@@ -59,7 +61,7 @@ type upConn struct {
 
 // newUpConn wraps conn, a new connection of p's (nil p: of no pool).
 func newUpConn(conn net.Conn, p *connPool) *upConn {
-	return &upConn{Conn: conn, br: bufio.NewReaderSize(conn, 16<<10), pool: p, fd: socketFD(conn), slot: -1,
+	return &upConn{Conn: conn, br: bufio.NewReaderSize(conn, 16<<10), pool: p, peek: newPeeker(conn), slot: -1,
 		ran: make(chan func() bool, 1)}
 }
 
@@ -106,9 +108,6 @@ func (p *connPool) get(fresh bool, deadline time.Time) (c *upConn, reused bool, 
 		case now.Sub(c.used) >= checkIdleAfter && c.dead():
 			p.discard(c) // closed by the upstream: try the next one
 		default:
-			// A connection handed over after a wait counts from the
-			// start of get: its client may be watched a little sooner.
-			c.taken = now
 			return c, true, nil
 		}
 	}
@@ -124,6 +123,7 @@ func (p *connPool) take(fresh bool, deadline, now time.Time) (c *upConn, err err
 			p.idle[n-1] = nil
 			p.idle = p.idle[:n-1]
 			p.mu.Unlock()
+			c.taken = now
 			return c, nil
 		}
 		// The most recently used one is too old: so are all the others.
@@ -170,6 +170,7 @@ func (p *connPool) take(fresh bool, deadline, now time.Time) (c *upConn, err err
 		_ = c.Conn.Close() // dial anew in its slot
 		return nil, nil
 	}
+	c.taken = time.Now() // after the wait
 	return c, nil
 }
 
@@ -228,13 +229,10 @@ func (p *connPool) discard(c *upConn) {
 	handSlots(hand)
 }
 
-// trackLocked adds c, just dialed, to p.all, and arms the scan.
+// trackLocked adds c, just dialed, to p.all.
 func (p *connPool) trackLocked(c *upConn) {
 	c.slot = len(p.all)
 	p.all = append(p.all, c)
-	if p.scanner == nil {
-		p.scanner = time.AfterFunc(scanEvery, p.scan)
-	}
 }
 
 // untrackLocked removes cs, about to be closed, from p.all.
@@ -253,29 +251,52 @@ func (p *connPool) untrackLocked(cs ...*upConn) {
 	}
 }
 
-// scanEvery is how often scan runs while connections are open: a client
-// is watched from watchAfter to watchAfter+scanEvery into the wait.
+// scanEvery is how often scan runs while requests await their answer: a
+// client is watched from watchAfter to watchAfter+scanEvery into its
+// request (counted from when take handed out its connection).
 const scanEvery = 10 * time.Millisecond
 
-// scan starts watching the clients of requests that have waited
-// watchAfter or more for their answer (see await). One timer for the
-// pool spares every request a timer of its own: a quick answer costs two
-// atomic operations. It runs again while connections are open.
-func (p *connPool) scan() {
-	now := int64(time.Since(clockBase))
-	var due []*upConn
-	p.mu.Lock()
-	for _, c := range p.all {
-		if s := c.since.Load(); s > 0 && now-s >= int64(watchAfter) && c.since.CompareAndSwap(s, watching) {
-			due = append(due, c)
-		}
+// armScan schedules a scan, unless one is (scanning was false; await
+// saw it so after marking its connection).
+func (p *connPool) armScan() {
+	if !p.scanning.CompareAndSwap(false, true) {
+		return
 	}
-	if len(p.all) > 0 {
-		p.scanner.Reset(scanEvery)
+	p.mu.Lock()
+	if p.scanner == nil {
+		p.scanner = time.AfterFunc(scanEvery, p.scan)
 	} else {
-		p.scanner = nil
+		p.scanner.Reset(scanEvery)
 	}
 	p.mu.Unlock()
+}
+
+// scan starts watching the clients of requests that have taken
+// watchAfter or more (see await). One timer for the pool spares every
+// request a timer of its own: a quick answer costs two atomic operations
+// and a load. The timer runs again while requests await their answer;
+// scanning is cleared before the connections are looked at, so that an
+// await that marks its connection after the look finds it cleared and
+// arms the scan again.
+func (p *connPool) scan() {
+	p.scanning.Store(false)
+	now := int64(time.Since(clockBase))
+	var due []*upConn
+	awaiting := false
+	p.mu.Lock()
+	for _, c := range p.all {
+		s := c.since.Load()
+		if s > 0 {
+			awaiting = true
+			if now-s >= int64(watchAfter) && c.since.CompareAndSwap(s, watching) {
+				due = append(due, c)
+			}
+		}
+	}
+	p.mu.Unlock()
+	if awaiting {
+		p.armScan()
+	}
 	for _, c := range due {
 		c.ran <- watchClientGone(c.client, c.Conn)
 	}
@@ -357,26 +378,12 @@ func (p *connPool) closeIdle() {
 }
 
 // send writes the request head and body in one writev. deadline (zero:
-// none) bounds the whole exchange. The writev is made on the socket
-// itself first (no poller bookkeeping: the socket has room for a request
-// as a rule); what it could not take goes through the connection, which
-// waits for room and reports the error, if any.
+// none) bounds the whole exchange.
 func (c *upConn) send(head, body []byte, deadline time.Time) error {
 	if !deadline.IsZero() {
 		_ = c.SetDeadline(deadline)
 	}
-	n := 0
-	if c.fd >= 0 {
-		n = writevFD(c.fd, head, body)
-	}
-	if n == len(head)+len(body) {
-		return nil
-	}
-	if n < len(head) {
-		c.bufArr = [2][]byte{head[n:], body}
-	} else {
-		c.bufArr = [2][]byte{body[n-len(head):]}
-	}
+	c.bufArr = [2][]byte{head, body}
 	c.bufs = c.bufArr[:]
 	_, err := c.bufs.WriteTo(c.Conn) // consumes c.bufs, not the array
 	c.bufArr = [2][]byte{}
@@ -384,21 +391,20 @@ func (c *upConn) send(head, body []byte, deadline time.Time) error {
 }
 
 // dead tells whether c, idle until now, is no use (see connDead).
-func (c *upConn) dead() bool {
-	if c.fd >= 0 {
-		return fdDead(c.fd)
-	}
-	return connDead(c.Conn)
-}
+func (c *upConn) dead() bool { return c.peek.dead() }
 
-// await waits for the first byte of the answer, consuming nothing. If it
-// takes watchAfter or more (a long generation), the pool's scan watches
-// the client connection meanwhile: a client that hangs up closes c,
-// which cancels the generation, and gone is then true.
+// await waits for the first byte of the answer, consuming nothing. If
+// the request has taken watchAfter or more since c was handed out (a long
+// generation), the pool's scan watches the client connection meanwhile:
+// a client that hangs up closes c, which cancels the generation, and gone
+// is then true.
 func (c *upConn) await(client net.Conn) (gone bool, err error) {
 	c.client = client
 	start := max(int64(c.taken.Sub(clockBase)), 1)
 	c.since.Store(start)
+	if c.pool != nil && !c.pool.scanning.Load() {
+		c.pool.armScan()
+	}
 	_, err = c.br.Peek(1)
 	if c.since.CompareAndSwap(start, 0) {
 		c.client = nil

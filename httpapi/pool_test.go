@@ -309,9 +309,27 @@ func TestSendAllocatesNothing(t *testing.T) {
 	}
 }
 
+// TestDeadCheckAllocatesNothing: looking at an idle connection before
+// reuse costs a syscall and no allocation.
+func TestDeadCheckAllocatesNothing(t *testing.T) {
+	conn, err := net.Dial("tcp", listenAndHold(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	c := newUpConn(conn, nil)
+	if c.dead() {
+		t.Fatal("a live idle connection was taken for dead")
+	}
+	if n := testing.AllocsPerRun(50, func() { _ = c.dead() }); n != 0 {
+		t.Fatalf("%v allocations per check", n)
+	}
+	_ = conn.Close()
+}
+
 // TestSendLargeBody: a body larger than the socket takes at once goes out
-// whole and in order (the rest of the first writev goes through the
-// connection), and one the upstream does not read fails at the deadline.
+// whole and in order, and one the upstream does not read fails at the
+// deadline.
 func TestSendLargeBody(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -361,6 +379,107 @@ func TestSendLargeBody(t *testing.T) {
 	if d := time.Since(start); d > 5*time.Second {
 		t.Fatalf("send took %v past its deadline", d)
 	}
+}
+
+// TestSendPastDeadline: a request whose deadline has passed (its
+// instance took that long to restart) is not sent.
+func TestSendPastDeadline(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	got := make(chan int, 1)
+	go func() {
+		s, err := ln.Accept()
+		if err != nil {
+			got <- -1
+			return
+		}
+		defer s.Close()
+		_ = s.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+		b, _ := io.ReadAll(s)
+		got <- len(b)
+	}()
+	conn, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := newUpConn(conn, nil)
+	err = c.send([]byte("POST / HTTP/1.1\r\nContent-Length: 2\r\n\r\n"), []byte("{}"), time.Now().Add(-time.Second))
+	n := <-got
+	_ = conn.Close()
+	if !isTimeout(err) || n != 0 {
+		t.Fatalf("send past its deadline: err %v, upstream got %d bytes; want a timeout and nothing sent", err, n)
+	}
+}
+
+// TestScanWatchesSlowAnswersOnly: the client of a request answered
+// within watchAfter is not watched (its hang-up is not seen, and costs
+// nothing); that of a slow one is, and its hang-up closes the upstream
+// connection long before the answer. The scan stops when nothing awaits.
+func TestScanWatchesSlowAnswersOnly(t *testing.T) {
+	addr, _ := rawUpstream(t, func(r *http.Request) string {
+		if r.URL.Path == "/slow" {
+			time.Sleep(time.Second)
+		}
+		return "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+	})
+	p := &connPool{addr: addr, max: 4, idleFor: time.Minute, waitFor: time.Second}
+	t.Cleanup(p.closeIdle)
+	for _, path := range []string{"/quick", "/slow"} {
+		client := hungUpClient(t)
+		c, _, err := p.get(false, time.Time{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.send([]byte("GET "+path+" HTTP/1.1\r\nHost: x\r\n\r\n"), nil, time.Time{}); err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		gone, err := c.await(client)
+		took := time.Since(start)
+		p.discard(c)
+		switch path {
+		case "/quick":
+			if gone || err != nil {
+				t.Fatalf("quick answer: gone %v, err %v; want it read, its client not watched", gone, err)
+			}
+		case "/slow":
+			if !gone || took > 500*time.Millisecond {
+				t.Fatalf("slow answer: gone %v after %v (err %v); want the hang-up seen within half a second", gone, took, err)
+			}
+		}
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for p.scanning.Load() {
+		if time.Now().After(deadline) {
+			t.Fatal("the scan still runs with nothing awaiting an answer")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// hungUpClient returns the server side of a loopback connection whose
+// client has already closed it.
+func hungUpClient(t *testing.T) net.Conn {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	cc, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = cc.Close()
+	t.Cleanup(func() { sc.Close() })
+	return sc
 }
 
 // TestGoneJustAsAnswered: a client that hangs up just as its answer

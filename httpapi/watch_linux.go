@@ -5,7 +5,6 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
-	"unsafe"
 )
 
 // watchClientGone closes upstream if the client hangs up while the proxy
@@ -105,64 +104,53 @@ func peekSocket(conn net.Conn) sockState {
 	return st
 }
 
-// peekFD is peekSocket on a socket's descriptor.
+// peekFD is peekSocket on a socket's descriptor, held open by the
+// caller (RawConn.Control). The call neither blocks nor waits.
 func peekFD(fd int) sockState {
 	var buf [1]byte
-	n, _, e := syscall.RawSyscall6(syscall.SYS_RECVFROM, uintptr(fd), uintptr(unsafe.Pointer(&buf[0])), 1,
-		syscall.MSG_PEEK|syscall.MSG_DONTWAIT, 0, 0)
+	n, _, err := syscall.Recvfrom(fd, buf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
 	switch {
-	case e == syscall.EAGAIN || e == syscall.EINTR:
+	case err == syscall.EAGAIN || err == syscall.EINTR:
 		return sockEmpty
-	case e == 0 && n > 0:
+	case err == nil && n > 0:
 		return sockData
 	}
 	return sockClosed
 }
 
-// fdDead is connDead on the descriptor of a connection the caller holds
-// open.
-func fdDead(fd int) bool {
-	st := peekFD(fd)
-	return st == sockClosed || st == sockData
+// peeker looks at one connection's socket as peekSocket does, with no
+// allocation per look: the syscall is made through the connection, which
+// holds the descriptor open meanwhile.
+type peeker struct {
+	rc   syscall.RawConn
+	look func(fd uintptr) // p.peek, bound once
+	st   sockState
 }
 
-// socketFD returns conn's descriptor, or -1. It stays conn's until conn
-// is closed: syscalls on it are for whoever holds conn open.
-func socketFD(conn net.Conn) int {
+// newPeeker returns a peeker for conn, or nil if conn has no socket.
+func newPeeker(conn net.Conn) *peeker {
 	sc, ok := conn.(syscall.Conn)
 	if !ok {
-		return -1
+		return nil
 	}
 	rc, err := sc.SyscallConn()
 	if err != nil {
-		return -1
+		return nil
 	}
-	fd := -1
-	_ = rc.Control(func(f uintptr) { fd = int(f) })
-	return fd
+	p := &peeker{rc: rc}
+	p.look = p.peek
+	return p
 }
 
-// writevFD writes a and b to the non-blocking socket fd in one writev,
-// without waiting: it returns how many bytes went, 0 on any error (the
-// caller writes the rest through the connection, which waits for room
-// and reports errors). A raw syscall: it does not block, and the
-// scheduler need not hand the thread's P over meanwhile.
-func writevFD(fd int, a, b []byte) int {
-	var iov [2]syscall.Iovec
-	cnt := 0
-	for _, p := range [2][]byte{a, b} {
-		if len(p) > 0 {
-			iov[cnt].Base = &p[0]
-			iov[cnt].SetLen(len(p))
-			cnt++
-		}
+func (p *peeker) peek(fd uintptr) { p.st = peekFD(int(fd)) }
+
+// dead is connDead for the peeker's connection (false for a nil peeker:
+// it cannot tell).
+func (p *peeker) dead() bool {
+	if p == nil {
+		return false
 	}
-	if cnt == 0 {
-		return 0
-	}
-	n, _, e := syscall.RawSyscall(syscall.SYS_WRITEV, uintptr(fd), uintptr(unsafe.Pointer(&iov[0])), uintptr(cnt))
-	if e != 0 {
-		return 0
-	}
-	return int(n)
+	p.st = sockUnknown
+	_ = p.rc.Control(p.look)
+	return p.st == sockClosed || p.st == sockData
 }

@@ -14,11 +14,10 @@ func clientGone(net.Conn) bool { return false }
 // connDead cannot tell here; a dead connection fails when used.
 func connDead(net.Conn) bool { return false }
 
-// fdDead cannot tell here.
-func fdDead(int) bool { return false }
+// peeker cannot look at a socket here.
+type peeker struct{}
 
-// socketFD has no use here: send and dead go through the connection.
-func socketFD(net.Conn) int { return -1 }
+func newPeeker(net.Conn) *peeker { return nil }
 
-// writevFD is never called here (socketFD gives no descriptor).
-func writevFD(int, []byte, []byte) int { return 0 }
+// dead cannot tell here; a dead connection fails when used.
+func (*peeker) dead() bool { return false }
