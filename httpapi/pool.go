@@ -50,9 +50,9 @@ type upConn struct {
 	bufArr [2][]byte   // send's writev buffers, kept to spare an allocation
 	bufs   net.Buffers // over bufArr
 
-	// await's client watch (see connPool.scan): since is when the wait
-	// for the answer began (nanoseconds after clockBase), 0 when there is
-	// none, and watching once the scan took it; ran hands over the
+	// await's client watch (see connPool.scan): while await waits, since
+	// is when the request began (taken, in nanoseconds after clockBase),
+	// and watching once the scan took it; 0 otherwise. ran hands over the
 	// watch's stop.
 	since  atomic.Int64
 	ran    chan func() bool

@@ -73,10 +73,7 @@ func clientGone(conn net.Conn) bool {
 // connDead tells whether an idle pooled connection is no use: its peer
 // closed or reset it, or sent bytes nobody asked for. Nothing is
 // consumed, and nothing waits.
-func connDead(conn net.Conn) bool {
-	st := peekSocket(conn)
-	return st == sockClosed || st == sockData
-}
+func connDead(conn net.Conn) bool { return newPeeker(conn).dead() }
 
 // sockState is what peekSocket saw.
 type sockState int
@@ -90,19 +87,7 @@ const (
 
 // peekSocket looks at what conn's socket holds, without consuming or
 // waiting.
-func peekSocket(conn net.Conn) sockState {
-	sc, ok := conn.(syscall.Conn)
-	if !ok {
-		return sockUnknown
-	}
-	rc, err := sc.SyscallConn()
-	if err != nil {
-		return sockUnknown
-	}
-	st := sockUnknown
-	_ = rc.Control(func(fd uintptr) { st = peekFD(int(fd)) })
-	return st
-}
+func peekSocket(conn net.Conn) sockState { return newPeeker(conn).state() }
 
 // peekFD is peekSocket on a socket's descriptor, held open by the
 // caller (RawConn.Control). The call neither blocks nor waits.
@@ -144,13 +129,19 @@ func newPeeker(conn net.Conn) *peeker {
 
 func (p *peeker) peek(fd uintptr) { p.st = peekFD(int(fd)) }
 
-// dead is connDead for the peeker's connection (false for a nil peeker:
-// it cannot tell).
-func (p *peeker) dead() bool {
+// state is peekSocket for the peeker's connection (sockUnknown for a nil
+// peeker).
+func (p *peeker) state() sockState {
 	if p == nil {
-		return false
+		return sockUnknown
 	}
 	p.st = sockUnknown
 	_ = p.rc.Control(p.look)
-	return p.st == sockClosed || p.st == sockData
+	return p.st
+}
+
+// dead is connDead for the peeker's connection.
+func (p *peeker) dead() bool {
+	st := p.state()
+	return st == sockClosed || st == sockData
 }
