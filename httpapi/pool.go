@@ -100,7 +100,7 @@ func (p *connPool) get(fresh bool, deadline time.Time) (c *upConn, reused bool, 
 				return nil, false, err
 			}
 			c = newUpConn(conn, p)
-			c.taken = now
+			c.taken = time.Now() // take may have waited for the slot
 			p.mu.Lock()
 			p.trackLocked(c)
 			p.mu.Unlock()
