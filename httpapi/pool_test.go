@@ -324,42 +324,51 @@ func TestDeadCheckAllocatesNothing(t *testing.T) {
 	if n := testing.AllocsPerRun(50, func() { _ = c.dead() }); n != 0 {
 		t.Fatalf("%v allocations per check", n)
 	}
-	_ = conn.Close()
+}
+
+// readOnce accepts one connection and, after delay, reads what comes on
+// it for at most readFor or until it is closed: got gets the bytes.
+func readOnce(t *testing.T, delay, readFor time.Duration) (addr string, got <-chan []byte) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	ch := make(chan []byte, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			ch <- nil
+			return
+		}
+		defer c.Close()
+		time.Sleep(delay)
+		_ = c.SetReadDeadline(time.Now().Add(readFor))
+		b, _ := io.ReadAll(c)
+		ch <- b
+	}()
+	return ln.Addr().String(), ch
 }
 
 // TestSendLargeBody: a body larger than the socket takes at once goes out
 // whole and in order, and one the upstream does not read fails at the
 // deadline.
 func TestSendLargeBody(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
 	head := []byte("POST / HTTP/1.1\r\nContent-Length: 8388608\r\n\r\n")
 	body := make([]byte, 8<<20)
 	for i := range body {
 		body[i] = byte(i * 7)
 	}
-	got := make(chan []byte, 1)
-	go func() {
-		c, err := ln.Accept()
-		if err != nil {
-			got <- nil
-			return
-		}
-		defer c.Close()
-		time.Sleep(50 * time.Millisecond) // let the socket buffers fill
-		b, _ := io.ReadAll(io.LimitReader(c, int64(len(head)+len(body))))
-		got <- b
-	}()
-	conn, err := net.Dial("tcp", ln.Addr().String())
+	addr, got := readOnce(t, 50*time.Millisecond, 10*time.Second) // the socket buffers fill meanwhile
+	conn, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Close()
 	c := newUpConn(conn, nil)
-	if err := c.send(head, body, time.Now().Add(10*time.Second)); err != nil {
+	err = c.send(head, body, time.Now().Add(10*time.Second))
+	_ = conn.Close()
+	if err != nil {
 		t.Fatal(err)
 	}
 	if b := <-got; !bytes.Equal(b, append(head, body...)) {
@@ -384,30 +393,14 @@ func TestSendLargeBody(t *testing.T) {
 // TestSendPastDeadline: a request whose deadline has passed (its
 // instance took that long to restart) is not sent.
 func TestSendPastDeadline(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	got := make(chan int, 1)
-	go func() {
-		s, err := ln.Accept()
-		if err != nil {
-			got <- -1
-			return
-		}
-		defer s.Close()
-		_ = s.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
-		b, _ := io.ReadAll(s)
-		got <- len(b)
-	}()
-	conn, err := net.Dial("tcp", ln.Addr().String())
+	addr, got := readOnce(t, 0, 300*time.Millisecond)
+	conn, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	c := newUpConn(conn, nil)
 	err = c.send([]byte("POST / HTTP/1.1\r\nContent-Length: 2\r\n\r\n"), []byte("{}"), time.Now().Add(-time.Second))
-	n := <-got
+	n := len(<-got)
 	_ = conn.Close()
 	if !isTimeout(err) || n != 0 {
 		t.Fatalf("send past its deadline: err %v, upstream got %d bytes; want a timeout and nothing sent", err, n)
