@@ -34,9 +34,19 @@ demo: build
 bench: build
 	./scripts/bench.sh
 
+## fuzz: every fuzzer in turn (spec decoding, names, help text, JSON and
+## multipart model extraction, routing, paths, chunked framing, log strings)
+FUZZTIME ?= 20s
+FUZZERS  := spec:FuzzDecode spec:FuzzValidateName spec:FuzzParseHelp \
+	httpapi:FuzzModelFromBody httpapi:FuzzRoute httpapi:FuzzScanJSON \
+	httpapi:FuzzEscapePath httpapi:FuzzChunkReader httpapi:FuzzFoldEq \
+	internal/jsonlog:FuzzAppendString
 fuzz:
-	$(GO) test ./spec -run '^$$' -fuzz FuzzDecode -fuzztime 30s
-	$(GO) test ./spec -run '^$$' -fuzz FuzzValidateName -fuzztime 30s
+	@set -e; for f in $(FUZZERS); do \
+		pkg=$${f%%:*}; name=$${f#*:}; \
+		echo "== ./$$pkg $$name"; \
+		$(GO) test ./$$pkg -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME); \
+	done
 
 clean:
 	rm -rf $(BIN)
