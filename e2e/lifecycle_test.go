@@ -166,3 +166,35 @@ func TestShutdown(t *testing.T) {
 		t.Errorf("want one \"llamactl stopped\" log line, got %d", len(recs))
 	}
 }
+
+// TestShutdownAfterLogReaderLeft: a daemon whose log reader went away (a
+// pipe to tee or a pager ended first by the same Ctrl-C, a journald
+// restart) still shuts down cleanly on SIGTERM: its next log line must not
+// kill it with SIGPIPE and leave its instances running.
+func TestShutdownAfterLogReaderLeft(t *testing.T) {
+	t.Parallel()
+	fd := newFleetDir(t)
+	fd.writeSpec(t, "one.yaml", fd.specYAML("one", nil))
+	d := startDaemon(t, fd, daemonOpts{})
+	pid := d.waitHealthy("one").PID
+
+	d.readPipe.Close() // the daemon's stdout and stderr now lead nowhere
+	select {
+	case <-d.readDone:
+	case <-time.After(10 * time.Second):
+		t.Fatal("log reader did not stop after its pipe was closed")
+	}
+	// The daemon must be writing into the broken pipe: a request logs an
+	// access line, the shutdown logs several.
+	d.expectServedBy(d.chat("one"), pid, "chat with the log pipe closed")
+	d.signal(syscall.SIGTERM)
+	if code := d.wait(30 * time.Second); code != 0 {
+		t.Errorf("llamactl exit code %d after SIGTERM with its log pipe closed, want 0 (%v)", code, d.waitErr)
+	}
+	if alive(pid) {
+		t.Errorf("child pid %d outlived llamactl", pid)
+	}
+	if left := fd.children(); len(left) > 0 {
+		t.Errorf("fakellama processes left behind: %v", left)
+	}
+}

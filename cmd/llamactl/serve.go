@@ -79,6 +79,12 @@ Flags:
 		fmt.Fprintf(stderr, "llamactl: %v\n", err)
 		return 2
 	}
+	// A log reader that goes away (tee or a pager ended first by the same
+	// Ctrl-C, a journald restart) must not kill the daemon at its next
+	// line, leaving its instances running: with SIGPIPE caught, a write to
+	// the broken pipe fails with EPIPE instead. Caught, not ignored: an
+	// ignored signal would stay ignored in the llama-server children.
+	signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
 	log, lines, flush := newLogger(stderr, cfg.Log.Level, cfg.Log.Format)
 	defer flush()
 	for _, w := range cfg.Warnings {
