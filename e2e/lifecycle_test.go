@@ -198,3 +198,36 @@ func TestShutdownAfterLogReaderLeft(t *testing.T) {
 		t.Errorf("fakellama processes left behind: %v", left)
 	}
 }
+
+// TestHungInstanceRestarts: an instance that stops answering while its
+// process lives on (SIGSTOP here; a deadlock or a wedged GPU in life) is
+// not left "running": after health.failures liveness probes in a row it
+// is killed and restarted, and its status says why.
+func TestHungInstanceRestarts(t *testing.T) {
+	t.Parallel()
+	fd := newFleetDir(t)
+	fd.writeSpec(t, "wedged.yaml", fd.specYAML("wedged", nil, "stop_timeout: 1"))
+	d := startDaemon(t, fd, daemonOpts{Env: map[string]string{
+		"LLAMACTL_HEALTH_INTERVAL": "100ms",
+		"LLAMACTL_HEALTH_TIMEOUT":  "200ms",
+		"LLAMACTL_HEALTH_FAILURES": "3",
+	}})
+	before := d.waitHealthy("wedged")
+	if err := syscall.Kill(before.PID, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Kill(before.PID, syscall.SIGCONT) // should the test fail before the kill
+	after := d.waitInstance("wedged", "a new process after the hang", func(i instance) bool {
+		return i.Running && i.PID != before.PID
+	})
+	if after.Restarts != 1 || !strings.Contains(after.LastError, "hung") {
+		t.Errorf("after the hang: %v; want 1 restart and a last error saying hung", after)
+	}
+	if alive(before.PID) {
+		t.Errorf("hung pid %d still alive", before.PID)
+	}
+	d.expectServedBy(d.chat("wedged"), after.PID, "chat after the restart")
+	if recs := d.log.records("liveness probe failed"); len(recs) < 3 {
+		t.Errorf("want 3 or more \"liveness probe failed\" warnings, got %d", len(recs))
+	}
+}

@@ -135,6 +135,15 @@ type ManagerOptions struct {
 	// AdoptProbeTimeout bounds the /health probe of a recorded child
 	// before adopting it; default 1s.
 	AdoptProbeTimeout time.Duration
+	// Liveness: a running child's /health is probed every LivenessInterval
+	// (default 10s; < 0: never), each probe bounded by LivenessTimeout
+	// (default 5s). After LivenessFailures probes in a row that do not
+	// answer 200 (default 3) the child is taken for hung: it is stopped
+	// (SIGTERM, SIGKILL after its stop timeout) and restarted as after a
+	// crash, counted against its restart budget.
+	LivenessInterval time.Duration
+	LivenessTimeout  time.Duration
+	LivenessFailures int
 }
 
 // KillAtOnce as Config.StopTimeout sends SIGKILL right after SIGTERM (a
@@ -150,6 +159,9 @@ const (
 	DefaultLogMaxBytes      = 10 << 20
 	DefaultLogBackups       = 3
 	DefaultLogCheckInterval = time.Second
+	DefaultLivenessInterval = 10 * time.Second
+	DefaultLivenessTimeout  = 5 * time.Second
+	DefaultLivenessFailures = 3
 )
 
 // Errors of EnsureReady; errors.Is matches them.

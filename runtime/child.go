@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os/exec"
@@ -201,6 +202,72 @@ func (s *Supervisor) enterRunning() {
 	ls.waiters = nil
 	ls.stableT.Reset(s.m.opts.StableAfter)
 	s.armIdle(0)
+	ls.liveSeq++
+	ls.liveFails = 0
+	s.armLive()
+}
+
+// armLive schedules the next liveness probe, unless they are off.
+func (s *Supervisor) armLive() {
+	if d := s.m.opts.LivenessInterval; d > 0 {
+		s.ls.liveT.Reset(d)
+	}
+}
+
+// probeLive probes a running child's /health on a helper goroutine (see
+// ManagerOptions.LivenessInterval); onLive takes the result. The next
+// probe is armed only then, so one child has one probe at a time.
+func (s *Supervisor) probeLive() {
+	ls := &s.ls
+	c := ls.proc
+	if c == nil || c.stopping || ls.phase != PhaseRunning {
+		return
+	}
+	seq, addr, timeout := ls.liveSeq, c.addr, s.m.opts.LivenessTimeout
+	ctx, cancel := context.WithCancel(context.Background())
+	ls.liveCancel = cancel // stopChild, onExit and end cut the probe short
+	s.m.wg.Go(func() {
+		defer cancel()
+		ok, err := probeHealth(ctx, addr, timeout)
+		if err == nil && !ok {
+			err = errNotHealthy
+		}
+		select {
+		case s.events <- liveResult{seq: seq, err: err}:
+		case <-s.done:
+		}
+	})
+}
+
+// errNotHealthy is a liveness probe that got an answer other than 200.
+var errNotHealthy = errors.New("/health answered, not 200")
+
+// onLive counts a liveness probe: a child whose /health failed
+// LivenessFailures probes in a row is taken for hung, stopped, and
+// restarted as after a crash.
+func (s *Supervisor) onLive(r liveResult) {
+	ls := &s.ls
+	c := ls.proc
+	if r.seq != ls.liveSeq || c == nil || c.stopping || ls.phase != PhaseRunning {
+		return
+	}
+	ls.liveCancel = nil
+	if r.err == nil {
+		ls.liveFails = 0
+		s.armLive()
+		return
+	}
+	ls.liveFails++
+	n := s.m.opts.LivenessFailures
+	s.m.log.Warn().Str("instance", s.name).Int("pid", c.pid).Int("failed", ls.liveFails).Int("of", n).
+		Err(r.err).Msg("liveness probe failed")
+	if ls.liveFails < n {
+		s.armLive()
+		return
+	}
+	ls.startErr = fmt.Sprintf("hung: /health did not answer 200 to %d probes in a row, %s apart (last: %v)",
+		n, s.m.opts.LivenessInterval, r.err)
+	s.stopChild(stopFailed, ls.startErr)
 }
 
 // armIdle schedules the idle check d from now (d = 0: IdleTimeout).

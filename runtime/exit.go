@@ -45,6 +45,7 @@ func (s *Supervisor) stopChild(why stopReason, reason string) {
 	c.stopping = true
 	ls.idleT.Stop()
 	ls.stableT.Stop()
+	s.stopProbe()
 	killGroup(c.pgid, unix.SIGTERM)
 	ls.killT.Reset(s.stopTimeout())
 	s.setPhase(PhaseStopping, reason)
@@ -79,6 +80,7 @@ func (s *Supervisor) onExit(e exited) {
 	ls.killT.Stop()
 	ls.idleT.Stop()
 	ls.stableT.Stop()
+	s.stopProbe()
 	if c.healthCancel != nil {
 		c.healthCancel()
 	}
@@ -131,9 +133,10 @@ func (s *Supervisor) onExit(e exited) {
 		s.startChild()
 		return
 	}
-	if starting {
+	switch {
+	case starting:
 		reason = "start failed: " + reason
-	} else {
+	case ls.startErr == "": // else stopped as hung: startErr says so
 		reason = "crashed: " + reason
 	}
 	s.crashed(reason, starting)

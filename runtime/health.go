@@ -19,6 +19,7 @@ func probeHealth(ctx context.Context, addr string, timeout time.Duration) (bool,
 		return false, err
 	}
 	defer conn.Close()
+	defer context.AfterFunc(ctx, func() { conn.Close() })()
 	deadline := time.Now().Add(timeout)
 	if dl, ok := ctx.Deadline(); ok && dl.Before(deadline) {
 		deadline = dl

@@ -72,6 +72,7 @@ func (s *Supervisor) handle(r request) {
 			if ls.proc.healthCancel != nil {
 				ls.proc.healthCancel()
 			}
+			s.stopProbe()
 			ls.proc = nil
 			s.ready.Store(nil)
 			r.reply <- nil

@@ -75,6 +75,15 @@ func NewManager(opts ManagerOptions) (*Manager, error) {
 	if opts.AdoptProbeTimeout <= 0 {
 		opts.AdoptProbeTimeout = time.Second
 	}
+	if opts.LivenessInterval == 0 {
+		opts.LivenessInterval = DefaultLivenessInterval
+	}
+	if opts.LivenessTimeout <= 0 {
+		opts.LivenessTimeout = DefaultLivenessTimeout
+	}
+	if opts.LivenessFailures <= 0 {
+		opts.LivenessFailures = DefaultLivenessFailures
+	}
 	if opts.Env == nil {
 		opts.Env = os.Environ()
 	}

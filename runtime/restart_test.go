@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 func TestCrashAfterRequestsRestarts(t *testing.T) {
@@ -286,5 +288,50 @@ func TestLongLogLine(t *testing.T) {
 	}
 	if fi, err := os.Stat(s.LogPath()); err != nil || fi.Size() < 4*n {
 		t.Fatalf("log file: %v %v", fi, err)
+	}
+}
+
+// TestHungChildRestarts: a running child that stops answering (here
+// SIGSTOP: alive, its port still accepting connections, nothing served)
+// is taken for hung after LivenessFailures probes in a row, killed (it
+// cannot act on SIGTERM, so SIGKILL after its stop timeout) and restarted
+// as after a crash; its status says why. A healthy child is probed
+// meanwhile and left alone.
+func TestHungChildRestarts(t *testing.T) {
+	t.Parallel()
+	m := newManager(t, func(o *ManagerOptions) {
+		o.LivenessInterval = 50 * time.Millisecond
+		o.LivenessTimeout = 100 * time.Millisecond
+		o.LivenessFailures = 3
+	})
+	cfg := testConfig("hangs")
+	cfg.StopTimeout = 200 * time.Millisecond
+	s, st := startRunning(t, m, cfg)
+	healthy, hst := startRunning(t, m, testConfig("fine"))
+
+	time.Sleep(300 * time.Millisecond) // several probes, all answered
+	if now := s.Snapshot(); now.Phase != PhaseRunning || now.PID != st.PID || now.Restarts != 0 {
+		t.Fatalf("healthy child not left alone: %+v", now)
+	}
+	if err := unix.Kill(st.PID, unix.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Kill(st.PID, unix.SIGCONT) // in case the test fails before the kill
+	waitFor(t, 10*time.Second, "a new child after the hang", func() bool {
+		now := s.Snapshot()
+		return now.Phase == PhaseRunning && now.PID != st.PID
+	})
+	now := s.Snapshot()
+	if now.Restarts != 1 || !strings.Contains(now.LastError, "hung: /health did not answer 200 to 3 probes in a row") {
+		t.Errorf("after the hang: restarts %d, last error %q", now.Restarts, now.LastError)
+	}
+	if alive(st.PID) {
+		t.Errorf("hung child pid %d still alive", st.PID)
+	}
+	if code, err := chat(now.addr()); err != nil || code != 200 {
+		t.Errorf("chat with the new child = %d, %v", code, err)
+	}
+	if h := healthy.Snapshot(); h.PID != hst.PID || h.Restarts != 0 || h.Phase != PhaseRunning {
+		t.Errorf("the other instance was touched: %+v", h)
 	}
 }

@@ -76,21 +76,25 @@ type loopState struct {
 	gen       uint64
 	closing   bool // Shutdown/Remove: end once the child is gone
 
-	waiters     []*waiter     // EnsureReady callers waiting for running
-	goneWaiters []chan error  // Stop/Restart callers waiting for the child to go
-	lastPort    int           // port of the previous child, preferred again
-	portRetries int           // quick port-conflict exits in this start
-	avoid       map[int]bool  // ports that conflicted in this start
-	draining    bool          // waiting for in-flight requests before a restart
-	drainAsked  bool          // the drain is a requested restart's, not a config change's
-	backoffT    *time.Timer   // phase backoff
-	killT       *time.Timer   // stopping: SIGKILL; draining: give up waiting
-	idleT       *time.Timer   // running: idle check
-	stableT     *time.Timer   // running: reset restarts
-	logT        *time.Ticker  // log rotation check
-	timers      []*time.Timer // all of the above, for cleanup
-	startErr    string        // why the current start failed (timeout)
-	stopWhy     stopReason    // why the current child is being stopped
+	waiters     []*waiter          // EnsureReady callers waiting for running
+	goneWaiters []chan error       // Stop/Restart callers waiting for the child to go
+	lastPort    int                // port of the previous child, preferred again
+	portRetries int                // quick port-conflict exits in this start
+	avoid       map[int]bool       // ports that conflicted in this start
+	draining    bool               // waiting for in-flight requests before a restart
+	drainAsked  bool               // the drain is a requested restart's, not a config change's
+	backoffT    *time.Timer        // phase backoff
+	killT       *time.Timer        // stopping: SIGKILL; draining: give up waiting
+	idleT       *time.Timer        // running: idle check
+	stableT     *time.Timer        // running: reset restarts
+	liveT       *time.Timer        // running: next liveness probe
+	liveFails   int                // liveness probes failed in a row
+	liveSeq     uint64             // counts enterRunning: a probe of an earlier run is ignored
+	liveCancel  context.CancelFunc // ends the liveness probe under way, if any
+	logT        *time.Ticker       // log rotation check
+	timers      []*time.Timer      // all of the above, for cleanup
+	startErr    string             // why the current child was stopped as failed (startup timeout, hung)
+	stopWhy     stopReason         // why the current child is being stopped
 }
 
 type stopReason int
@@ -101,7 +105,7 @@ const (
 	stopIdle               // IdleTimeout
 	stopRestart            // Restart or Update with a new hash
 	stopStale              // a recorded child of a previous run with another hash
-	stopFailed             // startup timeout
+	stopFailed             // startup timeout, or hung (liveness): an exit counted as a crash
 )
 
 // child is one running process. Owned by the loop.
@@ -162,6 +166,13 @@ type exited struct {
 type healthResult struct {
 	gen uint64
 	err error
+}
+
+// liveResult is one liveness probe of a running child (see
+// ManagerOptions.LivenessInterval).
+type liveResult struct {
+	seq uint64 // liveSeq when the probe began
+	err error  // nil: /health answered 200
 }
 
 func newSupervisor(m *Manager, cfg Config) *Supervisor {
@@ -237,6 +248,7 @@ func (s *Supervisor) loop(mode adoptMode) {
 	ls.killT = s.newTimer()
 	ls.idleT = s.newTimer()
 	ls.stableT = s.newTimer()
+	ls.liveT = s.newTimer()
 	// The log size check ticks only while a child runs, so a stopped or
 	// sleeping instance costs nothing between events.
 	ls.logT = time.NewTicker(s.m.opts.LogCheckInterval)
@@ -269,6 +281,8 @@ func (s *Supervisor) loop(mode adoptMode) {
 				s.onExit(ev)
 			case healthResult:
 				s.onHealth(ev)
+			case liveResult:
+				s.onLive(ev)
 			}
 		case <-s.drained:
 			if ls.draining && s.inflight.Load() == 0 {
@@ -282,6 +296,8 @@ func (s *Supervisor) loop(mode adoptMode) {
 			s.onKillTimer()
 		case <-ls.idleT.C:
 			s.onIdleTimer()
+		case <-ls.liveT.C:
+			s.probeLive()
 		case <-ls.stableT.C:
 			if ls.phase == PhaseRunning && ls.restarts > 0 {
 				ls.restarts = 0
@@ -292,6 +308,15 @@ func (s *Supervisor) loop(mode adoptMode) {
 			}
 		}
 		s.publish()
+	}
+}
+
+// stopProbe stops liveness probes: the next, and the one under way.
+func (s *Supervisor) stopProbe() {
+	s.ls.liveT.Stop()
+	if s.ls.liveCancel != nil {
+		s.ls.liveCancel()
+		s.ls.liveCancel = nil
 	}
 }
 
@@ -309,6 +334,7 @@ func (s *Supervisor) end() {
 		t.Stop()
 	}
 	ls.logT.Stop()
+	s.stopProbe()
 	s.failWaiters(ErrStopped)
 	s.replyGone(nil)
 	s.ready.Store(nil)

@@ -46,6 +46,7 @@ type Config struct {
 	Log       Log       `koanf:"log"`
 	Shutdown  Shutdown  `koanf:"shutdown"`
 	CORS      CORS      `koanf:"cors"`
+	Health    Health    `koanf:"health"`
 }
 
 // PortRange is where instances without an explicit port get one.
@@ -96,6 +97,16 @@ type Shutdown struct {
 	DrainTimeout time.Duration `koanf:"drain_timeout"` // in-flight requests get this long
 }
 
+// Health is the liveness check of running instances: /health probed
+// every Interval (0 turns it off), each probe bounded by Timeout; after
+// Failures probes in a row without a 200 the instance is taken for hung
+// and restarted as after a crash.
+type Health struct {
+	Interval time.Duration `koanf:"interval"`
+	Timeout  time.Duration `koanf:"timeout"`
+	Failures int           `koanf:"failures"`
+}
+
 // CORS is off unless origins are listed.
 type CORS struct {
 	AllowOrigins []string `koanf:"allow_origins"`
@@ -129,6 +140,9 @@ func defaultConfig() map[string]any {
 		"shutdown.keep_children":         false,
 		"shutdown.drain_timeout":         "30s",
 		"cors.allow_origins":             []string{},
+		"health.interval":                "10s",
+		"health.timeout":                 "5s",
+		"health.failures":                3,
 	}
 }
 
@@ -387,6 +401,9 @@ func (c *Config) validate() error {
 	}
 	if c.Defaults.RestartDelaySeconds < 0 || c.Defaults.MaxRestarts < 0 {
 		errs = append(errs, "defaults.restart_delay_seconds and defaults.max_restarts must not be negative")
+	}
+	if c.Health.Interval < 0 || c.Health.Timeout <= 0 || c.Health.Failures < 1 {
+		errs = append(errs, "health.interval must be >= 0 (0: no liveness probes), health.timeout > 0 and health.failures at least 1")
 	}
 	if c.Limits.MaxBodyBytes < 1024 {
 		errs = append(errs, "limits.max_body_bytes must be at least 1024")

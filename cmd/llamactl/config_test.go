@@ -91,6 +91,8 @@ func TestConfigErrors(t *testing.T) {
 		{"bad log level", "log: {level: loud}\n", nil, "log.level"},
 		{"syntax error", "listen: [\n", nil, "config file"},
 		{"wrong type", "reconcile: {workers: many}\n", nil, "workers"},
+		{"no health failures", "health: {failures: 0}\n", nil, "health.failures"},
+		{"negative health interval", "", []string{"LLAMACTL_HEALTH_INTERVAL=-1s"}, "health.interval"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -196,5 +198,20 @@ func TestUnknownEnvWarns(t *testing.T) {
 	}
 	if cfg.Listen != "127.0.0.1:8080" || cfg.Log.Level != "debug" {
 		t.Fatalf("listen %q level %q", cfg.Listen, cfg.Log.Level)
+	}
+}
+
+// TestExampleConfigLoads: the commented example config is a valid config
+// whose values are the documented ones.
+func TestExampleConfigLoads(t *testing.T) {
+	cfg, err := loadConfig("../../examples/llamactl.yaml", nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Health.Interval != 10*time.Second || cfg.Health.Timeout != 5*time.Second || cfg.Health.Failures != 3 {
+		t.Errorf("health = %+v", cfg.Health)
+	}
+	if cfg.Listen != "127.0.0.1:8080" || cfg.PortRange.Min != 41000 {
+		t.Errorf("listen %q, port_range %+v", cfg.Listen, cfg.PortRange)
 	}
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -150,6 +151,10 @@ func serve(ctx context.Context, cfg *Config, log zerolog.Logger, accessLog io.Wr
 		PortMax:        cfg.PortRange.Max,
 		KeepOnShutdown: cfg.Shutdown.KeepChildren,
 		Logger:         &log,
+		// 0 (off) is -1 to the runtime, whose zero means the default.
+		LivenessInterval: cmp.Or(cfg.Health.Interval, -1),
+		LivenessTimeout:  cfg.Health.Timeout,
+		LivenessFailures: cfg.Health.Failures,
 	})
 	if err != nil {
 		return fmt.Errorf("start runtime: %w", err)
