@@ -47,6 +47,10 @@ func (s *Supervisor) startChild() {
 		// An explicit port held by another process would make the child
 		// fail to bind, and its /health probe could reach that process:
 		// fail the start with the reason instead of exec'ing.
+		if owner := s.m.ports.owner(port); owner != "" && owner != s.name {
+			fail(fmt.Errorf("start: port %d is taken by instance %s", port, owner))
+			return
+		}
 		if !s.m.ports.free(host, port) {
 			fail(fmt.Errorf("start: %w", bindProblem(host, port)))
 			return

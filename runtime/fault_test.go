@@ -51,6 +51,30 @@ func TestExplicitPortInUse(t *testing.T) {
 	}
 }
 
+// Two instances with one explicit port: the second one's start fails
+// naming the first, not "another process", and the first is untouched.
+func TestExplicitPortOfAnotherInstance(t *testing.T) {
+	t.Parallel()
+	m := newManager(t, nil)
+	first := testConfig("first")
+	first.Port = m.opts.PortMax
+	fs, st := startRunning(t, m, first)
+	second := testConfig("second")
+	second.Port = first.Port
+	second.MaxRestarts = 0
+	s := m.Supervise(second)
+	if err := s.Start(ctxT(t, 5*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	got := waitPhase(t, s, PhaseFailed, 5*time.Second)
+	if want := "port " + strconv.Itoa(first.Port) + " is taken by instance first"; !strings.Contains(got.LastError, want) {
+		t.Errorf("second: last error %q, want it to contain %q", got.LastError, want)
+	}
+	if now := fs.Snapshot(); now.Phase != PhaseRunning || now.PID != st.PID {
+		t.Errorf("first was touched: %+v", now)
+	}
+}
+
 // Turning on_demand_start off while the instance sleeps (same hash)
 // starts it; an update that keeps it on-demand leaves it asleep.
 func TestOnDemandTurnedOffStartsSleeping(t *testing.T) {

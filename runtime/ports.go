@@ -77,6 +77,13 @@ func (p *ports) claim(name string, port int) {
 	p.leased[port] = name
 }
 
+// owner is the instance port is leased to or claimed by, "" if none.
+func (p *ports) owner(port int) string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.leased[port]
+}
+
 // release frees port if name holds it.
 func (p *ports) release(name string, port int) {
 	p.mu.Lock()
