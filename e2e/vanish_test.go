@@ -52,6 +52,16 @@ func TestSpecsDirVanishes(t *testing.T) {
 		st := d.status()
 		return st.Error == "", fmt.Sprintf("%+v", st)
 	})
+	// The directory was retried every second or so while it was gone; the
+	// same error is logged once (again only after a minute), and its end
+	// once.
+	if n := len(d.log.records("specs dir unreadable")); n != 1 {
+		t.Errorf("%d \"specs dir unreadable\" warnings while it was gone, want 1", n)
+	}
+	waitFor(t, 5*time.Second, "a \"specs dir readable again\" line", func() (bool, string) {
+		n := len(d.log.records("specs dir readable again"))
+		return n == 1, fmt.Sprint(n, " lines")
+	})
 	fd.writeSpec(t, "late.yaml", fd.specYAML("late", nil))
 	d.waitHealthy("late")
 	for _, n := range names {

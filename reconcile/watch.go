@@ -32,7 +32,14 @@ type watcher struct {
 	pending    bool                   // events wait for the debounce timer
 	first      time.Time              // first event of the pending batch
 	maxWait    time.Duration          // a stream of events is still scanned this often
+	dirErr     string                 // the unreadable dir's error, as last logged ("" readable)
+	dirErrAt   time.Time              // when it was logged
 }
+
+// dirErrRepeat is how often the same unreadable-dir warning is logged
+// again while the directory stays unreadable (it is retried far more
+// often).
+const dirErrRepeat = time.Minute
 
 func newWatcher(l *Loop) (*watcher, error) {
 	fsw, err := fsnotify.NewWatcher()
@@ -163,9 +170,7 @@ func (w *watcher) sync(force, counted bool) (again bool, retryIn time.Duration) 
 	l.writeMu.Unlock()
 	clear(w.dirty)
 	l.scans.Add(1)
-	if res.err != nil {
-		l.log.Warn().Err(res.err).Msg("specs dir unreadable; keeping the fleet")
-	}
+	w.logDirErr(res.err)
 	// Watch new folders before anything is queued (so before Loaded can
 	// close); files created in them before the watch was added are found
 	// by the full walk asked for by again.
@@ -193,6 +198,24 @@ func (w *watcher) sync(force, counted bool) (again bool, retryIn time.Duration) 
 		retryIn = l.retryDelay
 	}
 	return again, retryIn
+}
+
+// logDirErr warns that the specs dir is unreadable when that is news (a
+// new error, or dirErrRepeat since the last warning), and says when it
+// is readable again.
+func (w *watcher) logDirErr(err error) {
+	l := w.l
+	if err == nil {
+		if w.dirErr != "" {
+			l.log.Info().Str("was", w.dirErr).Msg("specs dir readable again")
+			w.dirErr = ""
+		}
+		return
+	}
+	if msg := err.Error(); msg != w.dirErr || time.Since(w.dirErrAt) >= dirErrRepeat {
+		l.log.Warn().Err(err).Msg("specs dir unreadable; keeping the fleet")
+		w.dirErr, w.dirErrAt = msg, time.Now()
+	}
 }
 
 // rewatch watches the anchor and every folder of a successful scan and
