@@ -54,6 +54,33 @@ func TestAlternatingStreamsNeverFail(t *testing.T) {
 	waitFor(t, "release", func() bool { return r.inFlight.Load() == 0 })
 }
 
+// TestUpstreamKeepAliveMaxNeverFails: llama-server (cpp-httplib) closes a
+// keep-alive connection after its hundredth reply, which says
+// "Connection: close"; cmd/fakellama does too. Sequential requests, on
+// /v1 and the passthrough, each well past a hundred, never see it: the
+// connection that carried the hundredth is not reused, and the client's
+// own connection to llamactl stays open.
+func TestUpstreamKeepAliveMaxNeverFails(t *testing.T) {
+	addr := startFakellama(t, "tiny", "FAKELLAMA_TOKENS=2")
+	r := &routes{addrs: map[string]string{"tiny": addr}}
+	ts := newTestServer(t, Config{}, proxyFleet(r), ServerInfo{})
+	for _, path := range []string{"/v1/chat/completions", "/api/v1/instances/tiny/proxy/v1/chat/completions"} {
+		for i := range 250 {
+			body := `{"model":"tiny","messages":[{"role":"user","content":"hi"}]}`
+			resp, err := ts.client.Post(ts.base+path, "application/json", strings.NewReader(body))
+			if err != nil {
+				t.Fatalf("%s request %d: %v", path, i+1, err)
+			}
+			b, err := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if err != nil || resp.StatusCode != 200 || resp.Close {
+				t.Fatalf("%s request %d: status %d close %v err %v: %s", path, i+1, resp.StatusCode, resp.Close, err, b)
+			}
+		}
+	}
+	waitFor(t, "release", func() bool { return r.inFlight.Load() == 0 })
+}
+
 // completion sends one chat completion and checks the whole answer.
 func completion(c *http.Client, url, model string, stream bool) error {
 	body := fmt.Sprintf(`{"model":%q,"stream":%v,"messages":[{"role":"user","content":"hi"}]}`, model, stream)

@@ -50,7 +50,8 @@
 // other path or method is 404 {"error":{"message":"File Not Found",...}}.
 // 404 and 501 replies carry "Connection: close" and close, like the
 // recordings; other replies announce "Keep-Alive: timeout=5, max=100" and
-// keep the connection (idle timeout 5 s). Every reply has "Server:
+// keep the connection (idle timeout 5 s) for 100 requests: the hundredth
+// reply says "Connection: close" and the connection is closed. Every reply has "Server:
 // llama.cpp", "Access-Control-Allow-Origin" (the request's Origin, usually
 // empty), "X-Fake-Instance" (the model id) and "X-Fake-Pid".
 //

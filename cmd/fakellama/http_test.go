@@ -250,6 +250,10 @@ func TestStreamTokensFlushedIndividually(t *testing.T) {
 	}
 }
 
+// TestKeepAliveAfterJSON: replies answered whole keep the connection, as
+// announced ("max=100"): the hundredth on one connection says
+// "Connection: close" and the server closes it, like llama-server's
+// cpp-httplib.
 func TestKeepAliveAfterJSON(t *testing.T) {
 	p := startFake(t, nil, "-m", "a.gguf")
 	c := newClient(t)
@@ -261,8 +265,12 @@ func TestKeepAliveAfterJSON(t *testing.T) {
 	defer conn.Close()
 	_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
 	br := bufio.NewReader(conn)
-	for i := range 3 {
-		if err := rawRequest(conn, "/v1/chat/completions", `{"max_tokens":2}`); err != nil {
+	for i := 1; i <= keepAliveMax; i++ {
+		path := "/v1/chat/completions"
+		if i%2 == 0 {
+			path = "/completion" // every reply counts, whatever its path
+		}
+		if err := rawRequest(conn, path, `{"max_tokens":2}`); err != nil {
 			t.Fatalf("request %d: %v", i, err)
 		}
 		res, err := http.ReadResponse(br, nil)
@@ -273,9 +281,15 @@ func TestKeepAliveAfterJSON(t *testing.T) {
 			t.Fatal(err)
 		}
 		_ = res.Body.Close()
-		if res.StatusCode != 200 || res.Close {
-			t.Fatalf("response %d: status %d close %v", i, res.StatusCode, res.Close)
+		last := i == keepAliveMax
+		if res.StatusCode != 200 || res.Close != last || (res.Header.Get("Keep-Alive") == "") == !last {
+			t.Fatalf("response %d: status %d close %v keep-alive %q; want close only on the %dth",
+				i, res.StatusCode, res.Close, res.Header.Get("Keep-Alive"), keepAliveMax)
 		}
+	}
+	_ = rawRequest(conn, "/health", "")
+	if _, err := http.ReadResponse(br, nil); !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) && !isConnReset(err) {
+		t.Fatalf("request after the %dth on one connection: err %v, want EOF", keepAliveMax, err)
 	}
 }
 

@@ -138,6 +138,7 @@ func serve(opts *options, f *faults, log *logger) int {
 	s := newServer(opts, f, log)
 	srv := &http.Server{
 		Handler:           s,
+		ConnContext:       connContext,
 		IdleTimeout:       5 * time.Second,
 		ReadHeaderTimeout: 10 * time.Second,
 	}

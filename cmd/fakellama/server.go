@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	_ "embed"
 	"io"
 	"net"
@@ -27,7 +28,11 @@ const (
 	bodyBadJSON      = `{"error":{"code":400,"message":"Failed to parse JSON request body","type":"invalid_request_error"}}`
 	ctJSON           = "application/json; charset=utf-8"
 	keepAliveValue   = "timeout=5, max=100"
-	fingerprint      = "b9431-bf87261d4"
+	// keepAliveMax is how many requests one connection carries (the
+	// "max" above): cpp-httplib answers the last with "Connection:
+	// close" and closes the connection.
+	keepAliveMax = 100
+	fingerprint  = "b9431-bf87261d4"
 )
 
 // server answers llama-server's HTTP API with canned generations.
@@ -92,6 +97,9 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h["Access-Control-Allow-Origin"] = []string{r.Header.Get("Origin")}
 	h["X-Fake-Instance"] = s.instance
 	h["X-Fake-Pid"] = s.pid
+	if n, ok := r.Context().Value(connRequestsKey{}).(*atomic.Int64); ok && n.Add(1) >= keepAliveMax {
+		h["Connection"] = []string{"close"} // net/http closes the connection after the reply
+	}
 	status := s.route(w, r)
 	if status != 0 {
 		s.log.printf("srv  log_server_r: done request: %s %s %s %d", r.Method, r.URL.Path, remoteIP(r.RemoteAddr), status)
@@ -147,12 +155,21 @@ func (s *server) route(w http.ResponseWriter, r *http.Request) int {
 	return s.reply(w, http.StatusNotFound, ctJSON, []byte(bodyNotFound), true)
 }
 
+// connRequestsKey keys a connection's request count in its context.
+type connRequestsKey struct{}
+
+// connContext gives each connection a request count (see keepAliveMax).
+func connContext(ctx context.Context, _ net.Conn) context.Context {
+	return context.WithValue(ctx, connRequestsKey{}, new(atomic.Int64))
+}
+
 // reply writes a complete response. Like llama-server, error replies
-// (404, 501) carry "Connection: close" and the connection is closed;
-// others announce Keep-Alive.
+// (404, 501) and the last reply a connection carries (keepAliveMax) say
+// "Connection: close" and the connection is closed; others announce
+// Keep-Alive.
 func (s *server) reply(w http.ResponseWriter, status int, contentType string, body []byte, closeConn bool) int {
 	h := w.Header()
-	if closeConn {
+	if closeConn || h["Connection"] != nil {
 		h["Connection"] = []string{"close"}
 	} else {
 		h["Keep-Alive"] = []string{keepAliveValue}
