@@ -61,6 +61,9 @@ func FormatOf(path string) (f Format, ok bool) {
 	return "", false
 }
 
+// utf8BOM is the UTF-8 byte order mark.
+var utf8BOM = []byte{0xEF, 0xBB, 0xBF}
+
 // Decode strictly decodes one spec. file is used only in error messages.
 // Unknown keys (with a nearest-key suggestion), wrong types and duplicate
 // keys are errors located by line and column; the error is an ErrorList.
@@ -78,6 +81,9 @@ func Decode(data []byte, f Format, file string) (*Spec, error) {
 // as a mapping at all, the spec of the keys that decoded.
 func decode(data []byte, f Format, file string) (*Spec, *errs) {
 	e := &errs{file: file}
+	// A byte order mark (some Windows editors write one) is no part of
+	// the spec; positions count from after it, as editors show them.
+	data = bytes.TrimPrefix(data, utf8BOM)
 	if len(bytes.TrimSpace(data)) == 0 {
 		e.add(pos{}, "", "empty spec")
 		return nil, e

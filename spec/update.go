@@ -18,7 +18,16 @@ import (
 // a changed scalar keeps its trailing comment; comment lines above a key
 // stay with it. When orig is not a plain block mapping, or the result
 // would not decode back to s, the file is re-encoded instead.
+//
+// A byte order mark at the start of orig is kept.
 func Update(orig []byte, f Format, s *Spec) ([]byte, error) {
+	if rest, ok := bytes.CutPrefix(orig, utf8BOM); ok {
+		out, err := Update(rest, f, s)
+		if err != nil {
+			return nil, err
+		}
+		return append(append([]byte{}, utf8BOM...), out...), nil
+	}
 	switch f {
 	case YAML:
 		if out, ok := updateYAML(orig, s); ok {
