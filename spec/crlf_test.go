@@ -64,3 +64,32 @@ func TestByteOrderMark(t *testing.T) {
 		t.Errorf("a file holding only the mark: %v, want empty spec", err)
 	}
 }
+
+// TestUpdateKeepsCRLF: an update of a file with Windows line endings
+// keeps them and its comments.
+func TestUpdateKeepsCRLF(t *testing.T) {
+	for f, data := range map[Format]string{
+		YAML: "# top\r\nmodel: /m  # the model\r\ntemperature: 1\r\n",
+		TOML: "# top\r\nmodel = \"/m\"  # the model\r\ntemperature = 1\r\n",
+	} {
+		t.Run(string(f), func(t *testing.T) {
+			s, err := Decode([]byte(data), f, "f")
+			if err != nil {
+				t.Fatal(err)
+			}
+			s.Temperature = ptr(0.5)
+			out, err := Update([]byte(data), f, s)
+			if err != nil {
+				t.Fatal(err)
+			}
+			lines := strings.SplitAfter(strings.TrimSuffix(string(out), "\r\n"), "\r\n")
+			if strings.Count(string(out), "\n") != strings.Count(string(out), "\r\n") || len(lines) != 3 ||
+				!strings.Contains(string(out), "# top") || !strings.Contains(string(out), "# the model") {
+				t.Errorf("Update = %q, want CRLF lines with the comments kept", out)
+			}
+			if back, err := Decode(out, f, "f"); err != nil || *back.Temperature != 0.5 {
+				t.Errorf("updated file decodes to %+v, %v", back, err)
+			}
+		})
+	}
+}

@@ -19,7 +19,8 @@ import (
 // stay with it. When orig is not a plain block mapping, or the result
 // would not decode back to s, the file is re-encoded instead.
 //
-// A byte order mark at the start of orig is kept.
+// A byte order mark at the start of orig is kept, and so are Windows line
+// endings (when every line of orig has them).
 func Update(orig []byte, f Format, s *Spec) ([]byte, error) {
 	if rest, ok := bytes.CutPrefix(orig, utf8BOM); ok {
 		out, err := Update(rest, f, s)
@@ -27,6 +28,16 @@ func Update(orig []byte, f Format, s *Spec) ([]byte, error) {
 			return nil, err
 		}
 		return append(append([]byte{}, utf8BOM...), out...), nil
+	}
+	if bytes.Contains(orig, crlf) {
+		lf := bytes.ReplaceAll(orig, crlf, []byte("\n"))
+		if !bytes.Contains(lf, []byte("\r")) { // else mixed: re-encoded below
+			out, err := Update(lf, f, s)
+			if err != nil {
+				return nil, err
+			}
+			return bytes.ReplaceAll(out, []byte("\n"), crlf), nil
+		}
 	}
 	switch f {
 	case YAML:
@@ -40,6 +51,8 @@ func Update(orig []byte, f Format, s *Spec) ([]byte, error) {
 	}
 	return Encode(s, f)
 }
+
+var crlf = []byte("\r\n")
 
 // block is one top-level key of a YAML file: its comment lines above and
 // its own lines.
