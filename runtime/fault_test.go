@@ -143,3 +143,30 @@ func TestReapStaleExceptKeepsDesired(t *testing.T) {
 		t.Fatalf("StaleRecords = %v", got)
 	}
 }
+
+// TestDataFoldersRemoved: the logs and run folders removed under a
+// running daemon (a cleaner, a hand) are made again at the next start:
+// a restart neither fails nor loses the record the next daemon adopts.
+func TestDataFoldersRemoved(t *testing.T) {
+	t.Parallel()
+	m := newManager(t, nil)
+	s, st := startRunning(t, m, testConfig("rm"))
+	for _, d := range []string{m.logDir, m.runDir} {
+		if err := os.RemoveAll(d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Restart(ctxT(t, 10*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	now := waitPhase(t, s, PhaseRunning, 10*time.Second)
+	if now.PID == st.PID || now.Restarts != 0 || now.LastError != "" {
+		t.Fatalf("after the restart: %+v (was pid %d)", now, st.PID)
+	}
+	if _, err := os.Stat(filepath.Join(m.logDir, "rm.log")); err != nil {
+		t.Errorf("log file: %v", err)
+	}
+	if _, err := os.Stat(recordPath(m.runDir, "rm")); err != nil {
+		t.Errorf("record: %v", err)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"strconv"
 )
 
@@ -31,6 +32,13 @@ import (
 // openLog opens path for appending, creating it and its directory.
 func openLog(path string) (*os.File, error) {
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	if errors.Is(err, fs.ErrNotExist) {
+		// The logs folder went away (a cleaner, a hand): make it again
+		// rather than fail every start from now on.
+		if err = os.MkdirAll(filepath.Dir(path), 0o755); err == nil {
+			f, err = os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+		}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("open log: %w", err)
 	}

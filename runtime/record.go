@@ -60,6 +60,11 @@ func writeRecord(dir string, r record) error {
 		return fmt.Errorf("encode record: %w", err)
 	}
 	tmp, err := os.CreateTemp(dir, "."+r.Name+".*.tmp")
+	if errors.Is(err, fs.ErrNotExist) { // the folder went away: make it again
+		if err = os.MkdirAll(dir, 0o755); err == nil {
+			tmp, err = os.CreateTemp(dir, "."+r.Name+".*.tmp")
+		}
+	}
 	if err != nil {
 		return fmt.Errorf("write record: %w", err)
 	}
