@@ -20,7 +20,7 @@ import (
 // would not decode back to s, the file is re-encoded instead.
 //
 // A byte order mark at the start of orig is kept, and so are Windows line
-// endings (when every line of orig has them).
+// endings (a file that mixes them with bare LF gets CRLF throughout).
 func Update(orig []byte, f Format, s *Spec) ([]byte, error) {
 	if rest, ok := bytes.CutPrefix(orig, utf8BOM); ok {
 		out, err := Update(rest, f, s)
