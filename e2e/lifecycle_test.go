@@ -209,7 +209,7 @@ func TestHungInstanceRestarts(t *testing.T) {
 	fd.writeSpec(t, "wedged.yaml", fd.specYAML("wedged", nil, "stop_timeout: 1"))
 	d := startDaemon(t, fd, daemonOpts{Env: map[string]string{
 		"LLAMACTL_HEALTH_INTERVAL": "100ms",
-		"LLAMACTL_HEALTH_TIMEOUT":  "200ms",
+		"LLAMACTL_HEALTH_TIMEOUT":  "500ms",
 		"LLAMACTL_HEALTH_FAILURES": "3",
 	}})
 	before := d.waitHealthy("wedged")

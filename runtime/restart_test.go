@@ -301,7 +301,7 @@ func TestHungChildRestarts(t *testing.T) {
 	t.Parallel()
 	m := newManager(t, func(o *ManagerOptions) {
 		o.LivenessInterval = 50 * time.Millisecond
-		o.LivenessTimeout = 100 * time.Millisecond
+		o.LivenessTimeout = 500 * time.Millisecond
 		o.LivenessFailures = 3
 	})
 	cfg := testConfig("hangs")
