@@ -198,9 +198,10 @@ func (s *Server) forwardWhole(ctx *fasthttp.RequestCtx, pc proxyCall, id []byte)
 	*hb = head
 	uriPool.Put(hb)
 	if c != nil {
-		if err = resp.ReadLimitBody(c.br, 0); err == nil && reusable(resp) {
+		if reuse, rerr := readAnswer(c.br, resp); reuse {
 			c.pool.put(c)
 		} else {
+			err = rerr
 			c.pool.discard(c)
 		}
 	}
@@ -218,7 +219,6 @@ func (s *Server) forwardWhole(ctx *fasthttp.RequestCtx, pc proxyCall, id []byte)
 		s.accessLog(ctx, &pc, status, int64(len(ctx.Response.Body())), err)
 		return
 	}
-	cleanResponseHeaders(&resp.Header)
 	s.restamp(ctx)
 	s.accessLogID(ctx, &pc, id, resp.StatusCode(), int64(len(resp.Body())), nil)
 }
