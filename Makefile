@@ -35,11 +35,13 @@ bench: build
 	./scripts/bench.sh
 
 ## fuzz: every fuzzer in turn (spec decoding, names, help text, JSON and
-## multipart model extraction, routing, paths, chunked framing, log strings)
+## multipart model extraction, routing, paths, chunked framing, upstream
+## answer heads, log strings)
 FUZZTIME ?= 20s
 FUZZERS  := spec:FuzzDecode spec:FuzzValidateName spec:FuzzParseHelp \
 	httpapi:FuzzModelFromBody httpapi:FuzzRoute httpapi:FuzzScanJSON \
 	httpapi:FuzzEscapePath httpapi:FuzzChunkReader httpapi:FuzzFoldEq \
+	httpapi:FuzzQuickAnswer \
 	internal/jsonlog:FuzzAppendString
 fuzz:
 	@set -e; for f in $(FUZZERS); do \
