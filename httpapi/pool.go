@@ -26,8 +26,9 @@ type connPool struct {
 	idleFor time.Duration // an idle connection is closed after this
 	waitFor time.Duration // how long get waits for a free connection at max
 
-	mu      sync.Mutex
-	idle    []*upConn // least recently used first
+	mu       sync.Mutex
+	idle     []*upConn // least recently used first
+	answered time.Time // when put last took a connection back
 	open    int
 	waiters []chan *upConn // FIFO; a nil sent means "a slot is free: dial"
 	cleaner *time.Timer    // armed while idle connections are held
@@ -75,21 +76,27 @@ var clockBase = time.Now()
 // for waitFor.
 var errNoFreeConn = errors.New("no free connection to the instance: too many requests in flight")
 
-// checkIdleAfter is how long a connection must have been idle for get to
-// look at it (a syscall, no wait) before reusing it: one the upstream
-// closed meanwhile (its process died) is then replaced before the request
-// is sent, so a failure after sending still means the request may have
-// reached a process. Under load connections are reused sooner than this.
+// checkIdleAfter is how long the upstream must have been silent (no
+// answer on any of its connections) for get to look at the connection it
+// reuses (a syscall, no wait): one whose process died meanwhile is then
+// replaced before the request is sent, so a failure after sending still
+// means the request may have reached a process. An answer on any
+// connection proves the process alive as well as one on this connection
+// would; under load answers come far more often than this.
+//
+// A connection the upstream closed on its own while its process lives
+// (as llama-server does after a stream) fails before any answer byte and
+// is sent again at once on a new one (see forwardWhole).
 const checkIdleAfter = time.Millisecond
 
-// get returns an idle connection (reused: it was alive a moment ago, if it
-// had been idle for checkIdleAfter) or, if there is none or fresh is
+// get returns an idle connection (reused: it was alive a moment ago, if the
+// upstream was silent for checkIdleAfter) or, if there is none or fresh is
 // asked, a new one. At max it waits at most waitFor, and not past the
 // deadline if there is one.
 func (p *connPool) get(fresh bool, deadline time.Time) (c *upConn, reused bool, err error) {
 	now := time.Now()
 	for {
-		c, err := p.take(fresh, deadline, now)
+		c, live, err := p.take(fresh, deadline, now)
 		switch {
 		case err != nil:
 			return nil, false, err
@@ -105,7 +112,7 @@ func (p *connPool) get(fresh bool, deadline time.Time) (c *upConn, reused bool, 
 			p.trackLocked(c)
 			p.mu.Unlock()
 			return c, false, nil
-		case now.Sub(c.used) >= checkIdleAfter && c.dead():
+		case !live && c.dead():
 			p.discard(c) // closed by the upstream: try the next one
 		default:
 			return c, true, nil
@@ -114,17 +121,19 @@ func (p *connPool) get(fresh bool, deadline time.Time) (c *upConn, reused bool, 
 }
 
 // take returns an idle connection to reuse, or nil for a slot to dial in
-// (counted in open), waiting for either at max. now is when get began.
-func (p *connPool) take(fresh bool, deadline, now time.Time) (c *upConn, err error) {
+// (counted in open), waiting for either at max. now is when get began;
+// live tells that the upstream answered less than checkIdleAfter before.
+func (p *connPool) take(fresh bool, deadline, now time.Time) (c *upConn, live bool, err error) {
 	p.mu.Lock()
 	if n := len(p.idle); n > 0 && !fresh {
 		c = p.idle[n-1]
 		if now.Sub(c.used) < p.idleFor {
 			p.idle[n-1] = nil
 			p.idle = p.idle[:n-1]
+			live = now.Sub(p.answered) < checkIdleAfter
 			p.mu.Unlock()
 			c.taken = now
-			return c, nil
+			return c, live, nil
 		}
 		// The most recently used one is too old: so are all the others.
 		// One slot is kept to dial in; the rest are freed.
@@ -135,12 +144,12 @@ func (p *connPool) take(fresh bool, deadline, now time.Time) (c *upConn, err err
 		p.mu.Unlock()
 		closeAll(stale)
 		handSlots(hand)
-		return nil, nil
+		return nil, false, nil
 	}
 	if p.open < p.max {
 		p.open++
 		p.mu.Unlock()
-		return nil, nil
+		return nil, false, nil
 	}
 	if len(p.idle) > 0 { // fresh: dial in the slot of the oldest idle one
 		old := p.idle[0]
@@ -148,7 +157,7 @@ func (p *connPool) take(fresh bool, deadline, now time.Time) (c *upConn, err err
 		p.untrackLocked(old)
 		p.mu.Unlock()
 		_ = old.Conn.Close()
-		return nil, nil
+		return nil, false, nil
 	}
 	w := make(chan *upConn, 1)
 	p.waiters = append(p.waiters, w)
@@ -160,18 +169,18 @@ func (p *connPool) take(fresh bool, deadline, now time.Time) (c *upConn, err err
 	c, ok := p.wait(w, wait)
 	switch {
 	case !ok:
-		return nil, errNoFreeConn
+		return nil, false, errNoFreeConn
 	case c == nil:
-		return nil, nil // a slot was handed over
+		return nil, false, nil // a slot was handed over
 	case fresh:
 		p.mu.Lock()
 		p.untrackLocked(c)
 		p.mu.Unlock()
 		_ = c.Conn.Close() // dial anew in its slot
-		return nil, nil
+		return nil, false, nil
 	}
 	c.taken = time.Now() // after the wait
-	return c, nil
+	return c, true, nil // put has just taken it back from an answer
 }
 
 // wait waits on w for a connection or a slot (nil); false after d.
@@ -205,6 +214,7 @@ func (p *connPool) put(c *upConn) {
 	}
 	c.used = time.Now()
 	p.mu.Lock()
+	p.answered = c.used
 	if len(p.waiters) > 0 {
 		w := p.waiters[0]
 		p.waiters = p.waiters[1:]

@@ -597,3 +597,37 @@ func TestWholeAfterCrashWaitsForRestart(t *testing.T) {
 	}
 	expect(t, resp, out, 200)
 }
+
+// TestPoolLiveAfterAnyAnswer: a connection is reused unchecked while the
+// upstream answered on any of its connections less than checkIdleAfter
+// before (the process lives), however long it has itself been idle; once
+// the upstream has been silent that long, get checks it.
+func TestPoolLiveAfterAnyAnswer(t *testing.T) {
+	p := &connPool{addr: listenAndHold(t), max: 2, idleFor: time.Minute, waitFor: time.Second}
+	t.Cleanup(p.closeIdle)
+	a, _, err := p.get(false, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _, err := p.get(false, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.put(a)
+	time.Sleep(3 * checkIdleAfter)
+	p.put(b)
+	soon := b.used.Add(checkIdleAfter / 2)
+	for _, want := range []*upConn{b, a} { // most recent first
+		c, live, err := p.take(false, time.Time{}, soon)
+		if err != nil || c != want || !live {
+			t.Fatalf("take = %p, live %v, %v; want %p live", c, live, err, want)
+		}
+	}
+	p.put(a)
+	p.put(b)
+	c, live, err := p.take(false, time.Time{}, b.used.Add(2*checkIdleAfter))
+	if err != nil || c != b || live {
+		t.Fatalf("after a silence: take = %p, live %v, %v; want %p to be checked", c, live, err, b)
+	}
+	p.put(c)
+}
