@@ -29,11 +29,11 @@ type connPool struct {
 	mu       sync.Mutex
 	idle     []*upConn // least recently used first
 	answered time.Time // when put last took a connection back
-	open    int
-	waiters []chan *upConn // FIFO; a nil sent means "a slot is free: dial"
-	cleaner *time.Timer    // armed while idle connections are held
-	all     []*upConn      // every open connection, for scan
-	scanner *time.Timer    // runs scan while requests await their answer
+	open     int
+	waiters  []chan *upConn // FIFO; a nil sent means "a slot is free: dial"
+	cleaner  *time.Timer    // armed while idle connections are held
+	all      []*upConn      // every open connection, for scan
+	scanner  *time.Timer    // runs scan while requests await their answer
 
 	scanning atomic.Bool // a scan is scheduled (see armScan)
 }
@@ -180,7 +180,7 @@ func (p *connPool) take(fresh bool, deadline, now time.Time) (c *upConn, live bo
 		return nil, false, nil
 	}
 	c.taken = time.Now() // after the wait
-	return c, true, nil // put has just taken it back from an answer
+	return c, true, nil  // put has just taken it back from an answer
 }
 
 // wait waits on w for a connection or a slot (nil); false after d.
