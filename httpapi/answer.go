@@ -41,8 +41,11 @@ func quickAnswer(br *bufio.Reader, resp *fasthttp.Response) (reuse, ok bool) {
 	if !ok {
 		return false, false
 	}
-	// First pass: check every line and find the framing; nothing is set
-	// until the answer is known to be one this pass takes.
+	// One pass checks every line, finds the framing and keeps aside what
+	// the client gets; nothing is set until the answer is known to be
+	// one this pass takes.
+	var keptArr [16]keptHeader
+	kept := keptArr[:0]
 	length, closes := -1, false
 	for b := rest; len(b) > 0; {
 		k, v, next, ok := headerLine(b)
@@ -50,7 +53,7 @@ func quickAnswer(br *bufio.Reader, resp *fasthttp.Response) (reuse, ok bool) {
 			return false, false
 		}
 		b = next
-		switch skipResponseHeader(k) {
+		switch kind := skipResponseHeader(k); kind {
 		case hdrFraming:
 			if length >= 0 || len(k) != len(fasthttp.HeaderContentLength) {
 				return false, false // Transfer-Encoding, or two lengths
@@ -67,35 +70,38 @@ func quickAnswer(br *bufio.Reader, resp *fasthttp.Response) (reuse, ok bool) {
 					return false, false // it may name other headers
 				}
 			}
-		case hdrCopy:
-			if tricky(k) {
+		default:
+			if kind == hdrCopy && tricky(k) || len(kept) == cap(kept) {
 				return false, false
 			}
+			kept = append(kept, keptHeader{k, v, kind})
 		}
 	}
 	bodyStart := end + 4
 	if length < 0 || length > len(buf)-bodyStart {
 		return false, false
 	}
-	resp.ResetBody()
 	resp.Header.Reset()
 	resp.Header.SetStatusCode(code)
 	if len(reason) > 0 && string(reason) != fasthttp.StatusMessage(code) {
 		resp.Header.SetStatusMessage(reason)
 	}
-	for b := rest; len(b) > 0; {
-		k, v, next, _ := headerLine(b)
-		b = next
-		switch skipResponseHeader(k) {
-		case hdrContentType:
-			resp.Header.SetContentTypeBytes(v)
-		case hdrCopy:
-			resp.Header.AddBytesKV(k, v)
+	for _, h := range kept {
+		if h.kind == hdrContentType {
+			resp.Header.SetContentTypeBytes(h.v)
+		} else {
+			resp.Header.AddBytesKV(h.k, h.v)
 		}
 	}
-	resp.SetBody(buf[bodyStart : bodyStart+length])
+	resp.SetBody(buf[bodyStart : bodyStart+length]) // in place of any body
 	_, _ = br.Discard(bodyStart + length)
 	return !closes, true
+}
+
+// keptHeader is a header line of an answer that the client gets.
+type keptHeader struct {
+	k, v []byte
+	kind int // hdrCopy or hdrContentType
 }
 
 var crlfcrlf = []byte("\r\n\r\n")

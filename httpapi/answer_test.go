@@ -59,9 +59,10 @@ func checkQuickAnswer(t *testing.T, raw []byte) bool {
 	before := br.Buffered()
 	resp := new(fasthttp.Response)
 	resp.Header.Set("X-Before", "kept unless taken")
+	resp.SetBodyString("before")
 	reuse, ok := quickAnswer(br, resp)
 	if !ok {
-		if br.Buffered() != before || string(resp.Header.Peek("X-Before")) == "" {
+		if br.Buffered() != before || string(resp.Header.Peek("X-Before")) == "" || string(resp.Body()) != "before" {
 			t.Fatalf("left %q, but consumed or changed something", raw)
 		}
 		return false
@@ -141,6 +142,7 @@ func TestQuickAnswer(t *testing.T) {
 		"HTTP/1.1 200 OK\nContent-Length: 2\n\nok",
 		"HTTP/1.1 200 OK\r\nX-Bin: \x01\r\nContent-Length: 2\r\n\r\nok",
 		"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n", // head not all here
+		"HTTP/1.1 200 OK\r\n" + strings.Repeat("X-Many: h\r\n", 17) + "Content-Length: 2\r\n\r\nok",
 	}
 	for _, raw := range left {
 		if checkQuickAnswer(t, []byte(raw)) {
