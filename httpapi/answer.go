@@ -2,7 +2,7 @@ package httpapi
 
 import (
 	"bufio"
-	"bytes"
+	"encoding/binary"
 
 	"github.com/valyala/fasthttp"
 )
@@ -32,12 +32,7 @@ func readAnswer(br *bufio.Reader, resp *fasthttp.Response) (reuse bool, err erro
 // untouched, for an answer it leaves to fasthttp.
 func quickAnswer(br *bufio.Reader, resp *fasthttp.Response) (reuse, ok bool) {
 	buf, _ := br.Peek(br.Buffered())
-	end := bytes.Index(buf, crlfcrlf)
-	if end < 0 {
-		return false, false
-	}
-	head := buf[:end+2] // each line with its CRLF
-	code, reason, rest, ok := statusLine(head)
+	code, reason, b, ok := statusLine(buf)
 	if !ok {
 		return false, false
 	}
@@ -47,7 +42,14 @@ func quickAnswer(br *bufio.Reader, resp *fasthttp.Response) (reuse, ok bool) {
 	var keptArr [16]keptHeader
 	kept := keptArr[:0]
 	length, closes := -1, false
-	for b := rest; len(b) > 0; {
+	for {
+		if len(b) < 2 {
+			return false, false // the head has not all arrived
+		}
+		if b[0] == '\r' && b[1] == '\n' {
+			b = b[2:] // the blank line that ends the head
+			break
+		}
 		k, v, next, ok := headerLine(b)
 		if !ok {
 			return false, false
@@ -77,8 +79,8 @@ func quickAnswer(br *bufio.Reader, resp *fasthttp.Response) (reuse, ok bool) {
 			kept = append(kept, keptHeader{k, v, kind})
 		}
 	}
-	bodyStart := end + 4
-	if length < 0 || length > len(buf)-bodyStart {
+	bodyStart := len(buf) - len(b)
+	if length < 0 || length > len(b) {
 		return false, false
 	}
 	resp.Header.Reset()
@@ -104,19 +106,15 @@ type keptHeader struct {
 	kind int // hdrCopy or hdrContentType
 }
 
-var crlfcrlf = []byte("\r\n\r\n")
-
 // statusLine parses an HTTP/1.1 status line that announces a body (2xx
-// to 5xx but 204 and 304) at the start of head: its code, its reason and
-// the header lines after it.
-func statusLine(head []byte) (code int, reason, rest []byte, ok bool) {
+// to 5xx but 204 and 304) at the start of buf: its code, its reason and
+// what follows the line.
+func statusLine(buf []byte) (code int, reason, rest []byte, ok bool) {
 	const proto = "HTTP/1.1 "
-	eol := bytes.IndexByte(head, '\n')
-	if eol < len(proto)+3 || head[eol-1] != '\r' || string(head[:len(proto)]) != proto {
+	if len(buf) < len(proto)+3 || string(buf[:len(proto)]) != proto {
 		return 0, nil, nil, false
 	}
-	line := head[len(proto) : eol-1]
-	for _, c := range line[:3] {
+	for _, c := range buf[len(proto) : len(proto)+3] {
 		if c < '0' || c > '9' {
 			return 0, nil, nil, false
 		}
@@ -125,56 +123,64 @@ func statusLine(head []byte) (code int, reason, rest []byte, ok bool) {
 	if code < 200 || code == fasthttp.StatusNoContent || code == fasthttp.StatusNotModified {
 		return 0, nil, nil, false
 	}
-	if len(line) > 3 {
-		if line[3] != ' ' {
-			return 0, nil, nil, false
-		}
-		reason = line[4:]
-		for _, c := range reason {
-			if !fieldByte[c] {
-				return 0, nil, nil, false
-			}
-		}
-		if len(reason) > 0 && (reason[0] == ' ' || reason[0] == '\t') {
+	b := buf[len(proto)+3:]
+	if len(b) > 0 && b[0] == ' ' {
+		n := fieldRun(b[1:])
+		reason, b = b[1:1+n], b[1+n:]
+		if n > 0 && (reason[0] == ' ' || reason[0] == '\t') {
 			return 0, nil, nil, false
 		}
 	}
-	return code, reason, head[eol+1:], true
+	if len(b) < 2 || b[0] != '\r' || b[1] != '\n' {
+		return 0, nil, nil, false
+	}
+	return code, reason, b[2:], true
 }
 
 // headerLine splits the first of the header lines b (each ends in CRLF):
 // a token name, a colon, the value without the blanks around it. Not ok
 // for anything else (a folded line, a blank before the colon, control
-// bytes).
+// bytes) or a line not all in b.
 func headerLine(b []byte) (k, v, rest []byte, ok bool) {
-	eol := bytes.IndexByte(b, '\n')
-	if eol < 1 || b[eol-1] != '\r' {
+	n := 0
+	for n < len(b) && tokenByte[b[n]] {
+		n++
+	}
+	if n == 0 || n == len(b) || b[n] != ':' {
 		return nil, nil, nil, false
 	}
-	line := b[:eol-1]
-	colon := bytes.IndexByte(line, ':')
-	if colon < 1 {
+	k, b = b[:n], b[n+1:]
+	n = fieldRun(b)
+	if n+1 >= len(b) || b[n] != '\r' || b[n+1] != '\n' {
 		return nil, nil, nil, false
 	}
-	k = line[:colon]
-	for _, c := range k {
-		if !tokenByte[c] {
-			return nil, nil, nil, false
-		}
-	}
-	v = line[colon+1:]
-	for _, c := range v {
-		if !fieldByte[c] {
-			return nil, nil, nil, false
-		}
-	}
+	v, rest = b[:n], b[n+2:]
 	for len(v) > 0 && (v[0] == ' ' || v[0] == '\t') {
 		v = v[1:]
 	}
 	for len(v) > 0 && (v[len(v)-1] == ' ' || v[len(v)-1] == '\t') {
 		v = v[:len(v)-1]
 	}
-	return k, v, b[eol+1:], true
+	return k, v, rest, true
+}
+
+// fieldRun returns how many bytes at the start of b a header value may
+// hold (fieldByte). Eight at a time while none is below 0x20 or above
+// 0x7e (a tab, allowed, sends the word to the byte loop): the lowest
+// such byte of a word sets its bit 7 in x-0x20.., x+0x01.. or x, and
+// bytes above it only add false alarms.
+func fieldRun(b []byte) int {
+	i := 0
+	for ; i+8 <= len(b); i += 8 {
+		x := binary.LittleEndian.Uint64(b[i:])
+		if ((x-0x2020202020202020)|(x+0x0101010101010101)|x)&0x8080808080808080 != 0 {
+			break
+		}
+	}
+	for i < len(b) && fieldByte[b[i]] {
+		i++
+	}
+	return i
 }
 
 // tricky tells whether a header the client gets has a meaning to fasthttp

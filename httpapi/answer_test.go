@@ -169,3 +169,30 @@ func FuzzQuickAnswer(f *testing.F) {
 		checkQuickAnswer(t, raw)
 	})
 }
+
+// TestFieldRun: fieldRun stops at the first byte a header value may not
+// hold wherever it is in its word, and after it at any later one.
+func TestFieldRun(t *testing.T) {
+	naive := func(b []byte) int {
+		for i, c := range b {
+			if !fieldByte[c] {
+				return i
+			}
+		}
+		return len(b)
+	}
+	for n := range 20 {
+		for p := range n {
+			for v := range 256 {
+				b := bytes.Repeat([]byte{'~'}, n) // the highest byte allowed
+				b[p] = byte(v)
+				if p+1 < n {
+					b[p+1] = 0xff // a carry or borrow from b[p] into a bad byte
+				}
+				if got, want := fieldRun(b), naive(b); got != want {
+					t.Fatalf("fieldRun(%q) = %d, want %d", b, got, want)
+				}
+			}
+		}
+	}
+}

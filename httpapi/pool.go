@@ -387,11 +387,16 @@ func (p *connPool) closeIdle() {
 	handSlots(hand)
 }
 
-// send writes the request head and body in one writev. deadline (zero:
+// send writes the request head and body in one writev (one write if body
+// is empty: the caller put a small one after the head). deadline (zero:
 // none) bounds the whole exchange.
 func (c *upConn) send(head, body []byte, deadline time.Time) error {
 	if !deadline.IsZero() {
 		_ = c.SetDeadline(deadline)
+	}
+	if len(body) == 0 {
+		_, err := c.Conn.Write(head)
+		return err
 	}
 	c.bufArr = [2][]byte{head, body}
 	c.bufs = c.bufArr[:]

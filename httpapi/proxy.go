@@ -154,7 +154,20 @@ var uriPool = sync.Pool{New: func() any { b := make([]byte, 0, 256); return &b }
 // generated closes the connection, which cancels the generation.
 func (s *Server) forwardWhole(ctx *fasthttp.RequestCtx, pc proxyCall, id []byte) {
 	hb := uriPool.Get().(*[]byte)
-	head := appendRequestHead((*hb)[:0], ctx, &pc, true)
+	// A small body goes out in one buffer with the head: one write costs
+	// less than a writev of two, and the copy less than either.
+	var body []byte // sent after head, unless in it
+	if b := ctx.Request.Body(); len(b) > inlineBody {
+		body = b
+	}
+	build := func(b []byte) []byte {
+		b = appendRequestHead(b[:0], ctx, &pc, true)
+		if body == nil {
+			b = append(b, ctx.Request.Body()...)
+		}
+		return b
+	}
+	head := build(*hb)
 	var deadline time.Time
 	if s.cfg.ProxyTimeout > 0 {
 		deadline = time.Now().Add(s.cfg.ProxyTimeout)
@@ -173,7 +186,7 @@ func (s *Server) forwardWhole(ctx *fasthttp.RequestCtx, pc proxyCall, id []byte)
 		// request never reached it, unless an attempt before may have
 		// (the request may be what killed it).
 		for try := 0; refused(err) && !tried && s.reacquire(&pc, try); try++ {
-			head = appendRequestHead(head[:0], ctx, &pc, true) // a new Host
+			head = build(head) // a new Host
 			c, reused, err = s.ups.pool(pc.addr).get(attempt > 1, deadline)
 		}
 		if err != nil {
@@ -182,7 +195,7 @@ func (s *Server) forwardWhole(ctx *fasthttp.RequestCtx, pc proxyCall, id []byte)
 			}
 			break
 		}
-		if err = c.send(head, ctx.Request.Body(), deadline); err == nil {
+		if err = c.send(head, body, deadline); err == nil {
 			if gone, err = c.await(ctx.Conn()); err == nil {
 				break
 			}
@@ -237,6 +250,10 @@ func reusable(resp *fasthttp.Response) bool {
 	}
 	return resp.Header.ContentLength() >= 0
 }
+
+// inlineBody is the largest request body forwardWhole copies after the
+// head to send both in one write.
+const inlineBody = 4 << 10
 
 // refused tells whether err is a refused connection: the instance's
 // process is gone (it crashed an instant ago, and its supervisor has not
