@@ -16,8 +16,10 @@ import (
 // headers the client gets; anything else is left to fasthttp's reader,
 // which sees the same bytes: the quick pass consumes nothing unless it
 // takes the answer. Both give the client the same bytes (FuzzQuickAnswer).
-func readAnswer(br *bufio.Reader, resp *fasthttp.Response) (reuse bool, err error) {
-	if reuse, ok := quickAnswer(br, resp); ok {
+//
+// kept is scratch space for the quick pass (see keptHeaders).
+func readAnswer(br *bufio.Reader, resp *fasthttp.Response, kept *keptHeaders) (reuse bool, err error) {
+	if reuse, ok := quickAnswer(br, resp, kept); ok {
 		return reuse, nil
 	}
 	if err := resp.ReadLimitBody(br, 0); err != nil {
@@ -30,7 +32,7 @@ func readAnswer(br *bufio.Reader, resp *fasthttp.Response) (reuse bool, err erro
 
 // quickAnswer is readAnswer's one pass; ok is false, with br and resp
 // untouched, for an answer it leaves to fasthttp.
-func quickAnswer(br *bufio.Reader, resp *fasthttp.Response) (reuse, ok bool) {
+func quickAnswer(br *bufio.Reader, resp *fasthttp.Response, scratch *keptHeaders) (reuse, ok bool) {
 	buf, _ := br.Peek(br.Buffered())
 	code, reason, b, ok := statusLine(buf)
 	if !ok {
@@ -39,8 +41,7 @@ func quickAnswer(br *bufio.Reader, resp *fasthttp.Response) (reuse, ok bool) {
 	// One pass checks every line, finds the framing and keeps aside what
 	// the client gets; nothing is set until the answer is known to be
 	// one this pass takes.
-	var keptArr [16]keptHeader
-	kept := keptArr[:0]
+	kept := scratch[:0]
 	length, closes := -1, false
 	for {
 		if len(b) < 2 {
@@ -99,6 +100,11 @@ func quickAnswer(br *bufio.Reader, resp *fasthttp.Response) (reuse, ok bool) {
 	_, _ = br.Discard(bodyStart + length)
 	return !closes, true
 }
+
+// keptHeaders holds the header lines of an answer that the client gets,
+// as many as the quick pass takes; it is the caller's so that a pass
+// needs neither to clear nor to allocate one.
+type keptHeaders [16]keptHeader
 
 // keptHeader is a header line of an answer that the client gets.
 type keptHeader struct {

@@ -60,7 +60,7 @@ func checkQuickAnswer(t *testing.T, raw []byte) bool {
 	resp := new(fasthttp.Response)
 	resp.Header.Set("X-Before", "kept unless taken")
 	resp.SetBodyString("before")
-	reuse, ok := quickAnswer(br, resp)
+	reuse, ok := quickAnswer(br, resp, new(keptHeaders))
 	if !ok {
 		if br.Buffered() != before || string(resp.Header.Peek("X-Before")) == "" || string(resp.Body()) != "before" {
 			t.Fatalf("left %q, but consumed or changed something", raw)
@@ -115,7 +115,7 @@ func TestQuickAnswer(t *testing.T) {
 			continue
 		}
 		resp := new(fasthttp.Response)
-		if reuse, _ := quickAnswer(bufferedAnswer([]byte(c.raw)), resp); reuse != c.reuse {
+		if reuse, _ := quickAnswer(bufferedAnswer([]byte(c.raw)), resp, new(keptHeaders)); reuse != c.reuse {
 			t.Errorf("%q: reuse %v", c.raw, reuse)
 		}
 		for _, h := range []string{"Server", "X-Request-Id", "Access-Control-Allow-Origin", "Connection", "Keep-Alive"} {

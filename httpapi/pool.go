@@ -50,6 +50,7 @@ type upConn struct {
 	taken  time.Time   // when take handed it out, or when get dialed it
 	bufArr [2][]byte   // send's writev buffers, kept to spare an allocation
 	bufs   net.Buffers // over bufArr
+	kept   keptHeaders // readAnswer's scratch
 
 	// await's client watch (see connPool.scan): while await waits, since
 	// is when the request began (taken, in nanoseconds after clockBase),

@@ -211,7 +211,7 @@ func (s *Server) forwardWhole(ctx *fasthttp.RequestCtx, pc proxyCall, id []byte)
 	*hb = head
 	uriPool.Put(hb)
 	if c != nil {
-		if reuse, rerr := readAnswer(c.br, resp); reuse {
+		if reuse, rerr := readAnswer(c.br, resp, &c.kept); reuse {
 			c.pool.put(c)
 		} else {
 			err = rerr
