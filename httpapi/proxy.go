@@ -145,13 +145,15 @@ var uriPool = sync.Pool{New: func() any { b := make([]byte, 0, 256); return &b }
 // forwardWhole proxies a /v1 request whose answer is not a stream (those
 // take forwardStream) on a pooled keep-alive connection (connPool): the
 // request head is written anew (credentials and hop-by-hop headers left
-// out) and goes out with the untouched body in one writev; the answer is
-// read whole straight into the client's response, whose headers are then
-// cleaned. The body goes byte for byte both ways.
+// out) and goes out with the untouched body in one write (a small body
+// copied after the head) or one writev; the answer is read whole into the
+// client's response with its headers cleaned (readAnswer). The body goes
+// byte for byte both ways.
 //
 // A request that fails on a reused connection before any answer byte
-// (the upstream had closed it) is sent again once, on a new connection. A client that hangs up while the answer is being
-// generated closes the connection, which cancels the generation.
+// (the upstream had closed it) is sent again once, on a new connection.
+// A client that hangs up while the answer is being generated closes the
+// connection, which cancels the generation.
 func (s *Server) forwardWhole(ctx *fasthttp.RequestCtx, pc proxyCall, id []byte) {
 	hb := uriPool.Get().(*[]byte)
 	// A small body goes out in one buffer with the head: one write costs
