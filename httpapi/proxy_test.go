@@ -532,3 +532,21 @@ func TestOpenAIModelAliases(t *testing.T) {
 		t.Fatalf("aliases %q, want x and y (the name left out)", got)
 	}
 }
+
+// TestBodySizesForwarded: bodies below, at and above inlineBody (copied
+// after the head, or sent after it in a writev) reach the upstream byte
+// for byte, one after another on the pooled connection.
+func TestBodySizesForwarded(t *testing.T) {
+	addr, last := echoUpstream(t)
+	r := &routes{addrs: map[string]string{"m": addr}}
+	ts := newTestServer(t, Config{}, proxyFleet(r), ServerInfo{})
+	for _, size := range []int{0, 1, inlineBody - 20, inlineBody - 19, inlineBody, inlineBody + 1, 200 << 10} {
+		pad := strings.Repeat("x", size)
+		body := `{"model":"m","pad":"` + pad + `"}`
+		resp, out := ts.do(t, "POST", "/v1/chat/completions", []byte(body), "Content-Type", "application/json")
+		expect(t, resp, out, 200)
+		if got := last().Body; got != body {
+			t.Fatalf("pad %d: upstream got %d bytes, want the %d sent", size, len(got), len(body))
+		}
+	}
+}
