@@ -84,6 +84,8 @@ func quickAnswer(br *bufio.Reader, resp *fasthttp.Response, scratch *keptHeaders
 	if length < 0 || length > len(b) {
 		return false, false
 	}
+	// Reset also clears the NoDefaultContentType and NoDefaultDate the
+	// server copies into each response; ours sets neither (see New).
 	resp.Header.Reset()
 	resp.Header.SetStatusCode(code)
 	if len(reason) > 0 && string(reason) != fasthttp.StatusMessage(code) {
