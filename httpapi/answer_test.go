@@ -196,3 +196,13 @@ func TestFieldRun(t *testing.T) {
 		}
 	}
 }
+
+// TestServerKeepsResponseDefaults: quickAnswer resets the response
+// header, which clears NoDefaultContentType and NoDefaultDate; that is
+// only right while the server sets neither.
+func TestServerKeepsResponseDefaults(t *testing.T) {
+	s := New(Config{}, fleetOf(), ServerInfo{})
+	if s.srv.NoDefaultContentType || s.srv.NoDefaultDate {
+		t.Fatal("the server sets NoDefaultContentType or NoDefaultDate: quickAnswer must keep them")
+	}
+}
