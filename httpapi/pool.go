@@ -86,8 +86,8 @@ var errNoFreeConn = errors.New("no free connection to the instance: too many req
 // would; under load answers come far more often than this.
 //
 // A connection the upstream closed on its own while its process lives
-// (as llama-server does after a stream) fails before any answer byte and
-// is sent again at once on a new one (see forwardWhole).
+// (one it held past its keep-alive timeout, say) fails before any answer
+// byte and is sent again at once on a new one (see forwardWhole).
 const checkIdleAfter = time.Millisecond
 
 // get returns an idle connection (reused: it was alive a moment ago, if the
